@@ -1,0 +1,18 @@
+using System.CommandLine;
+using Clip.MLNet.Cli.Commands;
+
+namespace Clip.MLNet.Cli;
+
+internal static class Program
+{
+    public static int Main(string[] args)
+    {
+        var root = new RootCommand("clip: OpenAI CLIP from .NET (Clip.MLNet). Embeddings, zero-shot classification, training, evaluation and benchmarks.")
+        {
+            CommonOptions.Verbose,
+            EmbedCommand.Create(),
+            DemoCommand.Create(),
+        };
+        return root.Parse(args).Invoke();
+    }
+}

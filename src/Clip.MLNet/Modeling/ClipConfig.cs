@@ -1,0 +1,264 @@
+using System.Globalization;
+using System.Text.Json;
+using System.Text.Json.Nodes;
+
+namespace Clip.MLNet;
+
+/// <summary>Which image tower a CLIP model has.</summary>
+public enum VisionArchitecture
+{
+    /// <summary>A vision transformer (ViT-B/32, ViT-L/14, ...).</summary>
+    VisionTransformer,
+    /// <summary>OpenAI's modified ResNet with attention pooling (RN50, RN50x4, ...).</summary>
+    ModifiedResNet,
+}
+
+/// <summary>
+/// The hyper-parameters of a CLIP model. <see cref="InferFromShapes"/> reads them from the shapes of
+/// a state dict with the reference's rules (heads = width / 64 for transformers, width * 32 / 64 for
+/// ResNet attention pooling), so every published size loads without a separate config file.
+/// </summary>
+public sealed record ClipConfig
+{
+    /// <summary>Dimension of the joint embedding space.</summary>
+    public int EmbedDim { get; init; }
+    /// <summary>Input side length of the image tower, in pixels.</summary>
+    public int ImageResolution { get; init; }
+    /// <summary>The image tower's kind.</summary>
+    public VisionArchitecture VisionArchitecture { get; init; }
+    /// <summary>ViT: one entry, the number of blocks. ResNet: blocks of each of the four stages.</summary>
+    public IReadOnlyList<int> VisionLayers { get; init; } = Array.Empty<int>();
+    /// <summary>ViT: the transformer width. ResNet: the width of the first stage (64 for RN50).</summary>
+    public int VisionWidth { get; init; }
+    /// <summary>ViT patch size; null for ResNets.</summary>
+    public int? VisionPatchSize { get; init; }
+    /// <summary>Attention heads of the image tower (ViT blocks or ResNet attention pooling).</summary>
+    public int VisionHeads { get; init; }
+    /// <summary>Hidden width of the ViT MLPs (4 × width in OpenAI's models); 0 for ResNets.</summary>
+    public int VisionMlpWidth { get; init; }
+    /// <summary>Maximum number of text tokens, SOT and EOT included (77).</summary>
+    public int ContextLength { get; init; } = 77;
+    /// <summary>Size of the token embedding table (49408 for CLIP's BPE).</summary>
+    public int VocabSize { get; init; } = 49408;
+    /// <summary>Width of the text transformer.</summary>
+    public int TextWidth { get; init; }
+    /// <summary>Attention heads of the text transformer.</summary>
+    public int TextHeads { get; init; }
+    /// <summary>Blocks of the text transformer.</summary>
+    public int TextLayers { get; init; }
+    /// <summary>Hidden width of the text MLPs.</summary>
+    public int TextMlpWidth { get; init; }
+    /// <summary>MLP activation of both towers.</summary>
+    public ClipActivation Activation { get; init; } = ClipActivation.QuickGelu;
+
+    /// <summary>A ViT configuration with the reference's derived values (heads = width/64, MLP = 4 × width).</summary>
+    public static ClipConfig VisionTransformerConfig(int embedDim, int imageResolution, int patchSize, int visionWidth, int visionLayers,
+        int textWidth, int textLayers, int contextLength = 77, int vocabSize = 49408, ClipActivation activation = ClipActivation.QuickGelu) => new()
+        {
+            EmbedDim = embedDim,
+            ImageResolution = imageResolution,
+            VisionArchitecture = VisionArchitecture.VisionTransformer,
+            VisionLayers = new[] { visionLayers },
+            VisionWidth = visionWidth,
+            VisionPatchSize = patchSize,
+            VisionHeads = Math.Max(1, visionWidth / 64),
+            VisionMlpWidth = visionWidth * 4,
+            ContextLength = contextLength,
+            VocabSize = vocabSize,
+            TextWidth = textWidth,
+            TextHeads = Math.Max(1, textWidth / 64),
+            TextLayers = textLayers,
+            TextMlpWidth = textWidth * 4,
+            Activation = activation,
+        };
+
+    /// <summary>A ModifiedResNet configuration with the reference's derived values.</summary>
+    public static ClipConfig ResNetConfig(int embedDim, int imageResolution, IReadOnlyList<int> stageBlocks, int visionWidth,
+        int textWidth, int textLayers, int contextLength = 77, int vocabSize = 49408, ClipActivation activation = ClipActivation.QuickGelu) => new()
+        {
+            EmbedDim = embedDim,
+            ImageResolution = imageResolution,
+            VisionArchitecture = VisionArchitecture.ModifiedResNet,
+            VisionLayers = stageBlocks.ToArray(),
+            VisionWidth = visionWidth,
+            VisionHeads = Math.Max(1, visionWidth * 32 / 64),
+            ContextLength = contextLength,
+            VocabSize = vocabSize,
+            TextWidth = textWidth,
+            TextHeads = Math.Max(1, textWidth / 64),
+            TextLayers = textLayers,
+            TextMlpWidth = textWidth * 4,
+            Activation = activation,
+        };
+
+    /// <summary>
+    /// Infers the configuration from the shapes of a state dict in this library's layout
+    /// (<c>visual.*</c>, <c>text.*</c>, <c>logit_scale</c>), following the reference's rules.
+    /// </summary>
+    /// <exception cref="InvalidDataException">The shapes are not those of a CLIP model.</exception>
+    public static ClipConfig InferFromShapes(IReadOnlyDictionary<string, long[]> shapes, ClipActivation activation = ClipActivation.QuickGelu)
+    {
+        long[] Shape(string key) => shapes.TryGetValue(key, out var s)
+            ? s : throw new InvalidDataException($"The weights have no '{key}', which every CLIP model has.");
+        int CountBlocks(string prefix) => shapes.Keys
+            .Where(k => k.StartsWith(prefix, StringComparison.Ordinal))
+            .Select(k => k.Substring(prefix.Length).Split('.')[0])
+            .Where(s => int.TryParse(s, NumberStyles.None, CultureInfo.InvariantCulture, out _))
+            .Distinct().Count();
+
+        var textWidth = (int)Shape("text.ln_final.weight")[0];
+        var textLayers = CountBlocks("text.transformer.resblocks.");
+        var textMlp = (int)Shape("text.transformer.resblocks.0.mlp.c_fc.weight")[0];
+        var contextLength = (int)Shape("text.positional_embedding")[0];
+        var vocab = (int)Shape("text.token_embedding.weight")[0];
+        var embedDim = (int)Shape("text.text_projection")[1];
+
+        if (shapes.ContainsKey("visual.proj"))
+        {
+            var conv = Shape("visual.conv1.weight");
+            var width = (int)conv[0];
+            var patch = (int)conv[^1];
+            var grid = (int)Math.Round(Math.Sqrt(Shape("visual.positional_embedding")[0] - 1));
+            return new ClipConfig
+            {
+                EmbedDim = embedDim,
+                ImageResolution = patch * grid,
+                VisionArchitecture = VisionArchitecture.VisionTransformer,
+                VisionLayers = new[] { CountBlocks("visual.transformer.resblocks.") },
+                VisionWidth = width,
+                VisionPatchSize = patch,
+                VisionHeads = Math.Max(1, width / 64),
+                VisionMlpWidth = (int)Shape("visual.transformer.resblocks.0.mlp.c_fc.weight")[0],
+                ContextLength = contextLength,
+                VocabSize = vocab,
+                TextWidth = textWidth,
+                TextHeads = Math.Max(1, textWidth / 64),
+                TextLayers = textLayers,
+                TextMlpWidth = textMlp,
+                Activation = activation,
+            };
+        }
+        if (shapes.ContainsKey("visual.layer1.0.conv1.weight"))
+        {
+            var width = (int)Shape("visual.layer1.0.conv1.weight")[0];
+            var outputWidth = (int)Math.Round(Math.Sqrt(Shape("visual.attnpool.positional_embedding")[0] - 1));
+            return new ClipConfig
+            {
+                EmbedDim = embedDim,
+                ImageResolution = outputWidth * 32,
+                VisionArchitecture = VisionArchitecture.ModifiedResNet,
+                VisionLayers = Enumerable.Range(1, 4).Select(b => CountBlocks($"visual.layer{b}.")).ToArray(),
+                VisionWidth = width,
+                VisionHeads = Math.Max(1, width * 32 / 64),
+                ContextLength = contextLength,
+                VocabSize = vocab,
+                TextWidth = textWidth,
+                TextHeads = Math.Max(1, textWidth / 64),
+                TextLayers = textLayers,
+                TextMlpWidth = textMlp,
+                Activation = activation,
+            };
+        }
+        throw new InvalidDataException("The weights hold neither a ViT image tower ('visual.proj') nor a ResNet one ('visual.layer1.*').");
+    }
+
+    /// <summary>Checks that the values can build a model; throws <see cref="ArgumentException"/> naming the first that cannot.</summary>
+    public void Validate()
+    {
+        void Positive(int value, string name)
+        {
+            if (value <= 0) throw new ArgumentException($"CLIP config: {name} must be positive, got {value}.");
+        }
+        Positive(EmbedDim, "embed_dim");
+        Positive(ImageResolution, "image_resolution");
+        Positive(VisionWidth, "vision_width");
+        Positive(VisionHeads, "vision_heads");
+        Positive(ContextLength, "context_length");
+        Positive(VocabSize, "vocab_size");
+        Positive(TextWidth, "transformer_width");
+        Positive(TextHeads, "transformer_heads");
+        Positive(TextMlpWidth, "transformer_mlp_width");
+        if (TextLayers < 0) throw new ArgumentException("CLIP config: transformer_layers must not be negative.");
+        if (TextWidth % TextHeads != 0) throw new ArgumentException($"CLIP config: transformer_width {TextWidth} is not divisible by {TextHeads} heads.");
+        if (VisionArchitecture == VisionArchitecture.VisionTransformer)
+        {
+            if (VisionLayers.Count != 1) throw new ArgumentException("CLIP config: a ViT has one vision_layers value.");
+            Positive(VisionPatchSize ?? 0, "vision_patch_size");
+            Positive(VisionMlpWidth, "vision_mlp_width");
+            if (ImageResolution % VisionPatchSize!.Value != 0)
+                throw new ArgumentException($"CLIP config: image_resolution {ImageResolution} is not a multiple of the patch size {VisionPatchSize}.");
+            if (VisionWidth % VisionHeads != 0) throw new ArgumentException($"CLIP config: vision_width {VisionWidth} is not divisible by {VisionHeads} heads.");
+        }
+        else
+        {
+            if (VisionLayers.Count != 4 || VisionLayers.Any(l => l <= 0)) throw new ArgumentException("CLIP config: a ModifiedResNet has four positive vision_layers values.");
+            if (ImageResolution % 32 != 0) throw new ArgumentException($"CLIP config: ResNet image_resolution {ImageResolution} is not a multiple of 32.");
+            if (VisionWidth % 2 != 0) throw new ArgumentException("CLIP config: ResNet vision_width must be even.");
+            if (VisionWidth * 32 % VisionHeads != 0) throw new ArgumentException($"CLIP config: attention-pool width {VisionWidth * 32} is not divisible by {VisionHeads} heads.");
+        }
+    }
+
+    /// <summary>Serializes to JSON with the reference's key names (plus the derived values made explicit).</summary>
+    public string ToJson()
+    {
+        var o = new JsonObject
+        {
+            ["embed_dim"] = EmbedDim,
+            ["image_resolution"] = ImageResolution,
+            ["vision_architecture"] = VisionArchitecture == VisionArchitecture.VisionTransformer ? "vit" : "resnet",
+            ["vision_layers"] = VisionArchitecture == VisionArchitecture.VisionTransformer
+                ? JsonValue.Create(VisionLayers[0]) : new JsonArray(VisionLayers.Select(l => (JsonNode)JsonValue.Create(l)!).ToArray()),
+            ["vision_width"] = VisionWidth,
+            ["vision_patch_size"] = VisionPatchSize,
+            ["vision_heads"] = VisionHeads,
+            ["vision_mlp_width"] = VisionMlpWidth,
+            ["context_length"] = ContextLength,
+            ["vocab_size"] = VocabSize,
+            ["transformer_width"] = TextWidth,
+            ["transformer_heads"] = TextHeads,
+            ["transformer_layers"] = TextLayers,
+            ["transformer_mlp_width"] = TextMlpWidth,
+            ["activation"] = Activation.ToConfigName(),
+        };
+        return o.ToJsonString(new JsonSerializerOptions { WriteIndented = true });
+    }
+
+    /// <summary>Reads what <see cref="ToJson"/> writes.</summary>
+    /// <exception cref="InvalidDataException">The JSON lacks a key or has a bad value.</exception>
+    public static ClipConfig FromJson(string json)
+    {
+        JsonObject o;
+        try { o = JsonNode.Parse(json)?.AsObject() ?? throw new InvalidDataException("CLIP config JSON is empty."); }
+        catch (JsonException e) { throw new InvalidDataException($"CLIP config is not valid JSON: {e.Message}", e); }
+        int Int(string key) => o[key]?.GetValue<int>() ?? throw new InvalidDataException($"CLIP config lacks '{key}'.");
+        var arch = (string?)o["vision_architecture"] == "resnet" ? VisionArchitecture.ModifiedResNet : VisionArchitecture.VisionTransformer;
+        var layersNode = o["vision_layers"] ?? throw new InvalidDataException("CLIP config lacks 'vision_layers'.");
+        var layers = layersNode is JsonArray a ? a.Select(n => n!.GetValue<int>()).ToArray() : new[] { layersNode.GetValue<int>() };
+        var actName = (string?)o["activation"] ?? "quick_gelu";
+        var config = new ClipConfig
+        {
+            EmbedDim = Int("embed_dim"),
+            ImageResolution = Int("image_resolution"),
+            VisionArchitecture = arch,
+            VisionLayers = layers,
+            VisionWidth = Int("vision_width"),
+            VisionPatchSize = o["vision_patch_size"]?.GetValue<int>(),
+            VisionHeads = Int("vision_heads"),
+            VisionMlpWidth = o["vision_mlp_width"]?.GetValue<int>() ?? 0,
+            ContextLength = Int("context_length"),
+            VocabSize = Int("vocab_size"),
+            TextWidth = Int("transformer_width"),
+            TextHeads = Int("transformer_heads"),
+            TextLayers = Int("transformer_layers"),
+            TextMlpWidth = Int("transformer_mlp_width"),
+            Activation = ClipActivationNames.TryParse(actName) ?? throw new InvalidDataException($"CLIP config: unknown activation '{actName}' (expected quick_gelu or gelu)."),
+        };
+        return config;
+    }
+
+    /// <inheritdoc />
+    public bool Equals(ClipConfig? other) => other is not null && ToJson() == other.ToJson();
+
+    /// <inheritdoc />
+    public override int GetHashCode() => ToJson().GetHashCode(StringComparison.Ordinal);
+}

@@ -1,0 +1,158 @@
+using TorchSharp;
+using TorchSharp.Modules;
+using static TorchSharp.torch;
+using Clip.MLNet.Modeling;
+
+namespace Clip.MLNet;
+
+/// <summary>
+/// A CLIP model: an image tower (<c>visual</c>), a text tower (<c>text</c>) and the learned
+/// temperature (<c>logit_scale</c>). Computes what OpenAI's reference computes; load weights with
+/// <see cref="Load(string, ClipLoadOptions?)"/> or create a randomly initialised model with <see cref="Create"/>.
+/// </summary>
+/// <remarks>
+/// Inference methods run under no-grad and dispose their intermediates; they accept inputs on any
+/// device and return float32 tensors on the model's device. The instance holds native memory:
+/// dispose it when done.
+/// </remarks>
+public sealed partial class ClipModel : nn.Module<Tensor, Tensor, (Tensor LogitsPerImage, Tensor LogitsPerText)>
+{
+    private readonly ImageEncoder visual;
+    private readonly TextTransformer text;
+    private readonly Parameter logit_scale;
+
+    private ClipModel(ClipConfig config, Device? device) : base(nameof(ClipModel))
+    {
+        config.Validate();
+        Config = config;
+        visual = config.VisionArchitecture == VisionArchitecture.VisionTransformer
+            ? new VisionTransformer(config.ImageResolution, config.VisionPatchSize!.Value, config.VisionWidth, config.VisionLayers[0],
+                config.VisionHeads, config.VisionMlpWidth, config.EmbedDim, config.Activation, device)
+            : new ModifiedResNet(config.VisionLayers, config.EmbedDim, config.VisionHeads, config.ImageResolution, config.VisionWidth, device);
+        text = new TextTransformer(config.ContextLength, config.VocabSize, config.TextWidth, config.TextLayers, config.TextHeads,
+            config.TextMlpWidth, config.EmbedDim, config.Activation, device);
+        logit_scale = new Parameter(torch.full(Array.Empty<long>(), Math.Log(1 / 0.07), device: device));
+        RegisterComponents();
+        Device = device ?? torch.CPU;
+        eval();
+    }
+
+    /// <summary>The hyper-parameters this model was built from.</summary>
+    public ClipConfig Config { get; }
+
+    /// <summary>The device the weights live on.</summary>
+    public Device Device { get; private set; }
+
+    /// <summary>The dtype the towers compute in (float32 unless <see cref="ToPrecision"/> changed it).</summary>
+    public ScalarType ComputeType { get; private set; } = ScalarType.Float32;
+
+    /// <summary>Side length of the square image input, in pixels.</summary>
+    public int ImageResolution => visual.InputResolution;
+
+    /// <summary>Number of token positions the text tower takes (77 for OpenAI's models).</summary>
+    public int ContextLength => text.ContextLength;
+
+    /// <summary><c>exp(logit_scale)</c>: the factor applied to cosine similarities to give logits.</summary>
+    public float LogitScale
+    {
+        get { using var _ = torch.no_grad(); using var e = logit_scale.detach().to(ScalarType.Float32).exp(); return e.item<float>(); }
+    }
+
+    /// <summary>
+    /// Whether text batches run only up to their longest sequence (default true). The results are
+    /// identical either way: attention is causal and pooling reads the end-of-text position.
+    /// </summary>
+    public bool TrimText
+    {
+        get => text.TrimToLongest;
+        set => text.TrimToLongest = value;
+    }
+
+    internal ImageEncoder Visual => visual;
+    internal TextTransformer Text => text;
+    internal Parameter LogitScaleParameter => logit_scale;
+
+    /// <summary>Creates a model with the reference's random initialisation.</summary>
+    /// <param name="config">The hyper-parameters.</param>
+    /// <param name="device">Where to allocate; the CPU when null. The meta device builds shapes only.</param>
+    public static ClipModel Create(ClipConfig config, Device? device = null) => new(config, device);
+
+    /// <summary>Image features <c>[N, embed_dim]</c> (not normalized) for pixels <c>[N, 3, S, S]</c>, preprocessed as CLIP expects.</summary>
+    public Tensor EncodeImage(Tensor pixels)
+    {
+        using var _ = torch.no_grad();
+        using var scope = NewDisposeScope();
+        var x = pixels.to(ComputeType, Device);
+        return scope.MoveToOuter(visual.forward(x).to(ScalarType.Float32));
+    }
+
+    /// <summary>Text features <c>[M, embed_dim]</c> (not normalized) for token ids <c>[M, L]</c>, L at most <see cref="ContextLength"/>.</summary>
+    public Tensor EncodeText(Tensor tokens)
+    {
+        using var _ = torch.no_grad();
+        using var scope = NewDisposeScope();
+        var x = tokens.to(ScalarType.Int64, Device);
+        return scope.MoveToOuter(text.forward(x).to(ScalarType.Float32));
+    }
+
+    /// <summary>
+    /// <c>logits_per_image</c> <c>[N, M]</c> = <c>exp(logit_scale)</c> × normalized image features ·
+    /// normalized text features, and its transpose <c>logits_per_text</c>. Runs with autograd as the
+    /// module is set (train or eval); use <see cref="Logits"/> for inference.
+    /// </summary>
+    public override (Tensor LogitsPerImage, Tensor LogitsPerText) forward(Tensor pixels, Tensor tokens)
+    {
+        using var scope = NewDisposeScope();
+        var image = Normalize(visual.forward(pixels.to(ComputeType, Device)).to(ScalarType.Float32));
+        var txt = Normalize(text.forward(tokens.to(ScalarType.Int64, Device)).to(ScalarType.Float32));
+        var perImage = logit_scale.to(ScalarType.Float32).exp() * image.matmul(txt.t());
+        var perText = perImage.t();
+        return (scope.MoveToOuter(perImage), scope.MoveToOuter(perText));
+    }
+
+    /// <summary>Inference logits (no-grad): <c>(logits_per_image [N, M], logits_per_text [M, N])</c>.</summary>
+    public (Tensor LogitsPerImage, Tensor LogitsPerText) Logits(Tensor pixels, Tensor tokens)
+    {
+        using var _ = torch.no_grad();
+        return forward(pixels, tokens);
+    }
+
+    /// <summary>Logits from features already computed: <c>exp(logit_scale)</c> × cosine similarities.</summary>
+    public Tensor LogitsFromFeatures(Tensor imageFeatures, Tensor textFeatures)
+    {
+        using var _ = torch.no_grad();
+        using var scope = NewDisposeScope();
+        var scale = LogitScale;
+        return scope.MoveToOuter(Normalize(imageFeatures).matmul(Normalize(textFeatures).t()) * scale);
+    }
+
+    /// <summary>L2-normalizes the rows of <paramref name="features"/> (as the reference: x / ||x||).</summary>
+    public static Tensor Normalize(Tensor features)
+    {
+        using var scope = NewDisposeScope();
+        return scope.MoveToOuter(features / features.norm(1, keepdim: true));
+    }
+
+    /// <summary>Moves the weights to <paramref name="device"/>.</summary>
+    public ClipModel ToDevice(Device device)
+    {
+        this.to(device);
+        Device = device;
+        return this;
+    }
+
+    /// <summary>
+    /// Sets the dtype the towers compute in: float32 (default), bfloat16 or float16. LayerNorm
+    /// parameters and the logit scale stay float32, as in the reference's half-precision models.
+    /// </summary>
+    public ClipModel ToPrecision(ScalarType dtype)
+    {
+        if (dtype is not (ScalarType.Float32 or ScalarType.BFloat16 or ScalarType.Float16))
+            throw new ArgumentException($"Unsupported compute precision {dtype}: use Float32, BFloat16 or Float16.", nameof(dtype));
+        this.to(dtype);
+        foreach (var module in modules().OfType<ClipLayerNorm>())
+            module.to(ScalarType.Float32);
+        ComputeType = dtype;
+        return this;
+    }
+}

@@ -1,0 +1,44 @@
+using TorchSharp;
+using TorchSharp.Modules;
+using static TorchSharp.torch;
+namespace Clip.MLNet.Modeling;
+
+/// <summary>
+/// Self-attention with packed q/k/v projections, laid out as <c>torch.nn.MultiheadAttention</c>
+/// (<c>in_proj_weight</c>, <c>in_proj_bias</c>, <c>out_proj</c>) so the reference weights load as they are.
+/// Batch-first; computed with scaled_dot_product_attention (same scaling as the reference).
+/// </summary>
+internal sealed class MultiheadSelfAttention : nn.Module<Tensor, Tensor>
+{
+    private readonly Parameter in_proj_weight;
+    private readonly Parameter in_proj_bias;
+    private readonly Linear out_proj;
+    private readonly long heads;
+    private readonly bool causal;
+
+    public MultiheadSelfAttention(long width, long heads, bool causal, Device? device = null) : base(nameof(MultiheadSelfAttention))
+    {
+        if (heads <= 0 || width % heads != 0)
+            throw new ArgumentException($"Attention width {width} is not divisible into {heads} heads.");
+        this.heads = heads;
+        this.causal = causal;
+        in_proj_weight = new Parameter(torch.empty(3 * width, width, device: device));
+        in_proj_bias = new Parameter(torch.zeros(3 * width, device: device));
+        out_proj = nn.Linear(width, width, device: device);
+        if (device is null || device.type != DeviceType.META)
+            using (torch.no_grad()) nn.init.xavier_uniform_(in_proj_weight);
+        RegisterComponents();
+    }
+
+    public override Tensor forward(Tensor x)
+    {
+        using var scope = NewDisposeScope();
+        long b = x.shape[0], l = x.shape[1], d = x.shape[2];
+        var qkv = nn.functional.linear(x, in_proj_weight, in_proj_bias)
+            .view(b, l, 3, heads, d / heads)
+            .permute(2, 0, 3, 1, 4);
+        var o = nn.functional.scaled_dot_product_attention(qkv[0], qkv[1], qkv[2], is_casual: causal);
+        o = o.transpose(1, 2).reshape(b, l, d);
+        return scope.MoveToOuter(out_proj.forward(o));
+    }
+}

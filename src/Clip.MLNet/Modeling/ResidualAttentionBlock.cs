@@ -1,0 +1,31 @@
+using TorchSharp;
+using static TorchSharp.torch;
+namespace Clip.MLNet.Modeling;
+
+/// <summary>Pre-LayerNorm residual block: <c>x + attn(ln_1(x))</c>, then <c>x + mlp(ln_2(x))</c>.</summary>
+internal sealed class ResidualAttentionBlock : nn.Module<Tensor, Tensor>
+{
+    private readonly MultiheadSelfAttention attn;
+    private readonly ClipLayerNorm ln_1;
+    private readonly Mlp mlp;
+    private readonly ClipLayerNorm ln_2;
+
+    public ResidualAttentionBlock(long width, long heads, long mlpWidth, ClipActivation activation, bool causal, Device? device = null)
+        : base(nameof(ResidualAttentionBlock))
+    {
+        attn = new MultiheadSelfAttention(width, heads, causal, device);
+        ln_1 = new ClipLayerNorm(width, device: device);
+        mlp = new Mlp(width, mlpWidth, activation, device);
+        ln_2 = new ClipLayerNorm(width, device: device);
+        RegisterComponents();
+    }
+
+    public override Tensor forward(Tensor x)
+    {
+        // One scope per block: intermediates die here, not at the end of the whole tower.
+        using var scope = NewDisposeScope();
+        var h = x + attn.forward(ln_1.forward(x));
+        var y = h + mlp.forward(ln_2.forward(h));
+        return scope.MoveToOuter(y);
+    }
+}

@@ -1,0 +1,68 @@
+using TorchSharp;
+using TorchSharp.Modules;
+using static TorchSharp.torch;
+namespace Clip.MLNet.Modeling;
+
+/// <summary>
+/// CLIP's text tower: token and positional embeddings, a causal transformer, <c>ln_final</c>,
+/// the features at the end-of-text token (the largest id of each row) and <c>text_projection</c>.
+/// </summary>
+internal sealed class TextTransformer : nn.Module<Tensor, Tensor>
+{
+    private readonly Embedding token_embedding;
+    private readonly Parameter positional_embedding;
+    private readonly Transformer transformer;
+    private readonly ClipLayerNorm ln_final;
+    private readonly Parameter text_projection;
+
+    public TextTransformer(int contextLength, int vocabSize, long width, long layers, long heads, long mlpWidth,
+        long embedDim, ClipActivation activation, Device? device = null) : base(nameof(TextTransformer))
+    {
+        ContextLength = contextLength;
+        token_embedding = nn.Embedding(vocabSize, width, device: device);
+        positional_embedding = new Parameter(torch.empty(contextLength, width, device: device));
+        transformer = new Transformer(width, layers, heads, mlpWidth, activation, causal: true, device);
+        ln_final = new ClipLayerNorm(width, device: device);
+        text_projection = new Parameter(torch.empty(width, embedDim, device: device));
+        if (device is null || device.type != DeviceType.META)
+        {
+            using var _ = torch.no_grad();
+            nn.init.normal_(token_embedding.weight!, std: 0.02);
+            nn.init.normal_(positional_embedding, std: 0.01);
+            nn.init.normal_(text_projection, std: Math.Pow(width, -0.5));
+        }
+        RegisterComponents();
+    }
+
+    public int ContextLength { get; }
+
+    /// <summary>
+    /// When true (the default), each batch runs only up to its last end-of-text position. The mask
+    /// is causal and pooling reads the end-of-text position, so the positions after it never
+    /// influence the result: the features are the same, for less work.
+    /// </summary>
+    public bool TrimToLongest { get; set; } = true;
+
+    public override Tensor forward(Tensor tokens)
+    {
+        using var scope = NewDisposeScope();
+        if (tokens.dim() != 2)
+            throw new ArgumentException($"Text tokens must be [N, L], got [{string.Join(", ", tokens.shape)}].");
+        if (tokens.shape[1] > ContextLength)
+            throw new ArgumentException($"Text tokens have {tokens.shape[1]} positions; the model's context length is {ContextLength}.");
+        var ids = tokens.to(ScalarType.Int64);
+        var eot = ids.argmax(-1);                                                   // [N]
+        if (TrimToLongest && ids.shape[0] > 0)
+        {
+            long length = eot.max().item<long>() + 1;
+            if (length < ids.shape[1]) ids = ids[TensorIndex.Colon, TensorIndex.Slice(0, length)];
+        }
+        long l = ids.shape[1];
+        var x = token_embedding.forward(ids);
+        x = x + positional_embedding[TensorIndex.Slice(0, l)].to(x.dtype);
+        x = transformer.forward(x);
+        x = ln_final.forward(x);
+        var pooled = x[torch.arange(x.shape[0], device: x.device), eot];           // [N, W]
+        return scope.MoveToOuter(pooled.matmul(text_projection.to(pooled.dtype)));
+    }
+}

@@ -1,0 +1,160 @@
+using System.Text.Json.Nodes;
+using static TorchSharp.torch;
+
+namespace Clip.MLNet.Weights;
+
+/// <summary>
+/// Opens any supported weight file or folder as a <see cref="WeightSource"/> in the file's own key
+/// layout: PyTorch zip archives (<c>torch.save</c> and TorchScript), safetensors, and folders
+/// (Hugging Face transformers layout, or open_clip's hub layout).
+/// </summary>
+internal static class CheckpointReader
+{
+    public const string OwnFormatName = "clip.mlnet";
+
+    public static WeightSource Open(string path)
+    {
+        if (Directory.Exists(path)) return OpenFolder(path);
+        if (!File.Exists(path)) throw new FileNotFoundException($"{path}: no such weight file or folder.", path);
+        return OpenFile(path, new WeightSource(path));
+    }
+
+    private static WeightSource OpenFile(string path, WeightSource source)
+    {
+        var head = new byte[16];
+        long length;
+        using (var f = File.OpenRead(path))
+        {
+            length = f.Length;
+            if (length == 0) throw new ClipCheckpointException(path, "the file is empty (0 bytes), not a checkpoint");
+            f.ReadAtLeast(head, head.Length, throwOnEndOfStream: false);
+        }
+        try
+        {
+            if (head[0] == (byte)'P' && head[1] == (byte)'K') AddArchive(path, source);
+            else if (SafetensorsFile.LooksLikeSafetensors(head, length)) AddSafetensors(path, source);
+            else if (head[0] == 0x80) RefuseLegacyPickle(path);
+            else throw new ClipCheckpointException(path, "not a checkpoint: expected a PyTorch archive (.pt, .pth, .bin), a safetensors file, or a Hugging Face model folder");
+            return source;
+        }
+        catch
+        {
+            source.Dispose();
+            throw;
+        }
+    }
+
+    private static void AddArchive(string path, WeightSource source)
+    {
+        var archive = source.Own(TorchArchive.Open(path));
+        var root = archive.LoadData();
+        if (root is PickleDict dict)
+        {
+            // open_clip's training checkpoints: {"epoch", "name", "state_dict", "optimizer", ...}
+            foreach (var wrapper in new[] { "state_dict", "model", "module" })
+                if (dict.Items.TryGetValue(wrapper, out var inner) && inner is PickleDict innerDict)
+                {
+                    root = innerDict;
+                    break;
+                }
+        }
+        var refs = new Dictionary<string, TensorRef>(StringComparer.Ordinal);
+        TorchArchive.Collect(root, "", refs);
+        if (refs.Count == 0) throw new ClipCheckpointException(path, "the archive holds no tensors (not a state dict or model)");
+        foreach (var (name, t) in refs)
+        {
+            var tensorRef = t;
+            source.Tensors[name] = new WeightTensor(tensorRef.Shape, tensorRef.Storage.DType, () => archive.Read(tensorRef, name));
+        }
+    }
+
+    private static void AddSafetensors(string path, WeightSource source)
+    {
+        var file = source.Own(SafetensorsFile.Open(path));
+        foreach (var entry in file.Entries)
+        {
+            var e = entry;
+            source.Tensors[e.Name] = new WeightTensor(e.Shape, e.DType, () => file.Read(e));
+        }
+        if (file.Metadata.TryGetValue("format", out var format) && format == OwnFormatName)
+        {
+            foreach (var (k, v) in file.Metadata) source.Metadata[k] = v;
+            if (file.Metadata.TryGetValue("clip_config", out var json))
+            {
+                try { source.StoredConfig = ClipConfig.FromJson(json); }
+                catch (InvalidDataException e) { throw new ClipCheckpointException(path, e.Message, e); }
+            }
+        }
+    }
+
+    private static void RefuseLegacyPickle(string path)
+    {
+        // A bare pickle: the pre-1.6 torch.save format (or something else entirely). Read its first
+        // object under the allow-list so a hostile file is refused by name, then say what is supported.
+        using (var f = File.OpenRead(path))
+            PickleReader.Load(f, path, allowTorchScriptClasses: false);
+        throw new ClipCheckpointException(path, "a bare pickle (PyTorch's pre-1.6 format), which is not supported: re-save it with torch.save(...) from PyTorch 1.6 or later, or as safetensors");
+    }
+
+    private static WeightSource OpenFolder(string folder)
+    {
+        var source = new WeightSource(folder);
+        try
+        {
+            var hfConfig = Path.Combine(folder, "config.json");
+            var openClipConfig = Path.Combine(folder, "open_clip_config.json");
+            string[] weightNames = File.Exists(hfConfig) && !File.Exists(openClipConfig)
+                ? new[] { "model.safetensors", "pytorch_model.bin" }
+                : new[] { "open_clip_model.safetensors", "open_clip_pytorch_model.bin", "model.safetensors", "pytorch_model.bin" };
+            var weights = weightNames.Select(n => Path.Combine(folder, n)).FirstOrDefault(File.Exists);
+            var shardIndex = new[] { "model.safetensors.index.json", "pytorch_model.bin.index.json" }
+                .Select(n => Path.Combine(folder, n)).FirstOrDefault(File.Exists);
+            if (weights is not null) OpenFile(weights, source);
+            else if (shardIndex is not null) AddShards(shardIndex, source);
+            else throw new ClipCheckpointException(folder, $"the folder holds no weights ({string.Join(", ", weightNames)} or a shard index)");
+
+            if (File.Exists(openClipConfig)) ReadOpenClipConfig(openClipConfig, source);
+            else if (File.Exists(hfConfig)) HuggingFaceLayout.ReadConfig(hfConfig, source);
+            return source;
+        }
+        catch
+        {
+            source.Dispose();
+            throw;
+        }
+    }
+
+    private static void AddShards(string indexPath, WeightSource source)
+    {
+        var folder = Path.GetDirectoryName(indexPath)!;
+        JsonObject map;
+        try { map = JsonNode.Parse(File.ReadAllText(indexPath))!["weight_map"]!.AsObject(); }
+        catch (Exception e) { throw new ClipCheckpointException(indexPath, $"not a valid shard index: {e.Message}", e); }
+        foreach (var shard in map.Select(kv => (string)kv.Value!).Distinct())
+        {
+            var file = Path.GetFullPath(Path.Combine(folder, shard));
+            if (!file.StartsWith(Path.GetFullPath(folder), StringComparison.Ordinal))
+                throw new ClipCheckpointException(indexPath, $"the shard '{shard}' lies outside the model folder");
+            if (!File.Exists(file)) throw new ClipCheckpointException(indexPath, $"the shard '{shard}' is missing");
+            OpenFile(file, source);
+        }
+    }
+
+    private static void ReadOpenClipConfig(string path, WeightSource source)
+    {
+        try
+        {
+            var model = JsonNode.Parse(File.ReadAllText(path))?["model_cfg"];
+            if (model?["quick_gelu"] is JsonNode q)
+                source.Activation = q.GetValue<bool>() ? ClipActivation.QuickGelu : ClipActivation.Gelu;
+            else if (model is not null)
+                source.Activation = ClipActivation.Gelu; // open_clip's default when the config does not ask for QuickGELU
+            if (model?["vision_cfg"]?["heads"] is JsonNode vh) source.VisionHeads = vh.GetValue<int>();
+            if (model?["text_cfg"]?["heads"] is JsonNode th) source.TextHeads = th.GetValue<int>();
+        }
+        catch (Exception e) when (e is not ClipCheckpointException)
+        {
+            throw new ClipCheckpointException(path, $"not a valid open_clip config: {e.Message}", e);
+        }
+    }
+}

@@ -1,0 +1,153 @@
+using Clip.MLNet.Weights;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace Clip.MLNet;
+
+public sealed partial class ClipModel
+{
+    private static readonly HashSet<string> CheckpointScalars = new(StringComparer.Ordinal) { "input_resolution", "context_length", "vocab_size" };
+
+    /// <summary>
+    /// Loads a CLIP model from any supported weight file or folder: OpenAI's TorchScript archives
+    /// (<c>ViT-B-32.pt</c>), pickled PyTorch state dicts (<c>.pt</c>, <c>.pth</c>, <c>.bin</c>, also open_clip
+    /// training checkpoints), safetensors in the OpenAI/open_clip layout or this library's own
+    /// (<see cref="Save(string)"/>), and Hugging Face folders (<c>config.json</c> + <c>model.safetensors</c> or
+    /// <c>pytorch_model.bin</c>). The configuration is inferred from the weights' shapes.
+    /// </summary>
+    /// <param name="path">A weight file or a model folder.</param>
+    /// <param name="options">Activation, device and precision; defaults when null.</param>
+    /// <exception cref="FileNotFoundException">Nothing exists at <paramref name="path"/>.</exception>
+    /// <exception cref="ClipCheckpointException">The file is damaged, not a checkpoint, refers to code, or its keys or shapes are not a CLIP model's.</exception>
+    public static ClipModel Load(string path, ClipLoadOptions? options = null)
+    {
+        options ??= new ClipLoadOptions();
+        using var source = CheckpointReader.Open(path);
+        var tensors = ToClipLayout(source);
+
+        ClipConfig config;
+        if (source.StoredConfig is { } stored)
+        {
+            config = options.Activation is { } a ? stored with { Activation = a } : stored;
+        }
+        else
+        {
+            var shapes = tensors.ToDictionary(kv => kv.Key, kv => kv.Value.Shape, StringComparer.Ordinal);
+            try
+            {
+                config = ClipConfig.InferFromShapes(shapes, options.Activation ?? source.Activation ?? ClipActivation.QuickGelu);
+            }
+            catch (InvalidDataException e)
+            {
+                throw new ClipCheckpointException(path, $"{e.Message} It holds: {Summarize(shapes.Keys)}.", e);
+            }
+            if (source.VisionHeads is { } vh) config = config with { VisionHeads = vh };
+            if (source.TextHeads is { } th) config = config with { TextHeads = th };
+        }
+        try { config.Validate(); }
+        catch (ArgumentException e) { throw new ClipCheckpointException(path, e.Message, e); }
+
+        var model = Create(config);
+        try
+        {
+            model.LoadWeights(tensors, path);
+            if (options.Device is { } device && device.type != DeviceType.CPU) model.ToDevice(device);
+            if (options.Precision != ScalarType.Float32) model.ToPrecision(options.Precision);
+            model.Metadata = new Dictionary<string, string>(source.Metadata, StringComparer.Ordinal);
+            return model;
+        }
+        catch
+        {
+            model.Dispose();
+            throw;
+        }
+    }
+
+    /// <summary>Entries stored with the weights in this library's format (for example the tokenizer); empty for other formats.</summary>
+    internal IReadOnlyDictionary<string, string> Metadata { get; set; } = new Dictionary<string, string>();
+
+    /// <summary>
+    /// Saves the weights and configuration as one safetensors file (configuration in its metadata),
+    /// which <see cref="Load"/> reads back exactly. Written to a temporary file first, then moved into place.
+    /// </summary>
+    /// <param name="path">The file to write, conventionally <c>*.safetensors</c>.</param>
+    public void Save(string path) => Save(path, null);
+
+    internal void Save(string path, IReadOnlyDictionary<string, string>? extraMetadata)
+    {
+        var metadata = new Dictionary<string, string>(StringComparer.Ordinal)
+        {
+            ["format"] = CheckpointReader.OwnFormatName,
+            ["format_version"] = "1",
+            ["clip_config"] = Config.ToJson(),
+        };
+        if (extraMetadata is not null)
+            foreach (var (k, v) in extraMetadata) metadata[k] = v;
+        var state = state_dict();
+        SafetensorsFile.Write(path, state.OrderBy(kv => kv.Key, StringComparer.Ordinal), metadata);
+    }
+
+    private static Dictionary<string, WeightTensor> ToClipLayout(WeightSource source)
+    {
+        var tensors = source.Tensors;
+        if (source.StoredConfig is not null) return tensors;
+        if (HuggingFaceLayout.Matches(tensors.Keys)) return HuggingFaceLayout.ToClipLayout(tensors);
+
+        // OpenAI / open_clip layout: the text tower's keys sit at the top level; here they live under "text.".
+        bool wrapped = tensors.Count > 0 && tensors.Keys.All(k => k.StartsWith("module.", StringComparison.Ordinal));
+        var result = new Dictionary<string, WeightTensor>(StringComparer.Ordinal);
+        foreach (var (rawKey, tensor) in tensors)
+        {
+            var key = wrapped ? rawKey["module.".Length..] : rawKey;
+            if (CheckpointScalars.Contains(key) || key == "logit_scale"
+                || key.StartsWith("visual.", StringComparison.Ordinal) || key.StartsWith("text.", StringComparison.Ordinal))
+                result[key] = tensor;
+            else
+                result["text." + key] = tensor;
+        }
+        return result;
+    }
+
+    private static bool IsHarmlessExtra(string key)
+    {
+        var last = key[(key.LastIndexOf('.') + 1)..];
+        return CheckpointScalars.Contains(key) || last == "position_ids" || last == "attn_mask";
+    }
+
+    private void LoadWeights(Dictionary<string, WeightTensor> tensors, string path)
+    {
+        var target = state_dict();
+        var missing = target.Keys.Where(k => !tensors.ContainsKey(k) && !k.EndsWith(".num_batches_tracked", StringComparison.Ordinal)).ToList();
+        var unexpected = tensors.Keys.Where(k => !target.ContainsKey(k) && !IsHarmlessExtra(k)).ToList();
+        var misshaped = target.Where(kv => tensors.TryGetValue(kv.Key, out var t) && !t.Shape.SequenceEqual(kv.Value.shape))
+            .Select(kv => $"{kv.Key} (file [{string.Join(", ", tensors[kv.Key].Shape)}], model [{string.Join(", ", kv.Value.shape)}])")
+            .ToList();
+        if (missing.Count + unexpected.Count + misshaped.Count > 0)
+        {
+            var parts = new List<string>();
+            if (missing.Count > 0) parts.Add($"missing keys: {Summarize(missing)}");
+            if (unexpected.Count > 0) parts.Add($"unexpected keys: {Summarize(unexpected)}");
+            if (misshaped.Count > 0) parts.Add($"keys with the wrong shape: {Summarize(misshaped)}");
+            throw new ClipCheckpointException(path, $"the weights do not fit the inferred CLIP model ({DescribeConfig(Config)}); " + string.Join("; ", parts));
+        }
+
+        using var _ = torch.no_grad();
+        foreach (var (name, dest) in target)
+        {
+            if (!tensors.TryGetValue(name, out var source)) continue;
+            using var value = source.Read();
+            dest.copy_(value);
+        }
+    }
+
+    private static string DescribeConfig(ClipConfig c) => c.VisionArchitecture == VisionArchitecture.VisionTransformer
+        ? $"ViT width {c.VisionWidth}, {c.VisionLayers[0]} layers, patch {c.VisionPatchSize}, {c.ImageResolution}px; text width {c.TextWidth}, {c.TextLayers} layers"
+        : $"ResNet width {c.VisionWidth}, stages [{string.Join(", ", c.VisionLayers)}], {c.ImageResolution}px; text width {c.TextWidth}, {c.TextLayers} layers";
+
+    private static string Summarize(IEnumerable<string> items)
+    {
+        var list = items.ToList();
+        const int shown = 12;
+        return list.Count <= shown ? string.Join(", ", list) : string.Join(", ", list.Take(shown)) + $", and {list.Count - shown} more";
+    }
+}
