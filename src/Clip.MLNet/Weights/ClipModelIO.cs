@@ -6,8 +6,6 @@ namespace Clip.MLNet;
 
 public sealed partial class ClipModel
 {
-    private static readonly HashSet<string> CheckpointScalars = new(StringComparer.Ordinal) { "input_resolution", "context_length", "vocab_size" };
-
     /// <summary>
     /// Loads a CLIP model from any supported weight file or folder: OpenAI's TorchScript archives
     /// (<c>ViT-B-32.pt</c>), pickled PyTorch state dicts (<c>.pt</c>, <c>.pth</c>, <c>.bin</c>, also open_clip
@@ -98,27 +96,16 @@ public sealed partial class ClipModel
         var result = new Dictionary<string, WeightTensor>(StringComparer.Ordinal);
         foreach (var (rawKey, tensor) in tensors)
         {
-            var key = wrapped ? rawKey["module.".Length..] : rawKey;
-            if (CheckpointScalars.Contains(key) || key == "logit_scale"
-                || key.StartsWith("visual.", StringComparison.Ordinal) || key.StartsWith("text.", StringComparison.Ordinal))
-                result[key] = tensor;
-            else
-                result["text." + key] = tensor;
+            result[OpenAILayout.ToClipKey(wrapped ? rawKey["module.".Length..] : rawKey)] = tensor;
         }
         return result;
-    }
-
-    private static bool IsHarmlessExtra(string key)
-    {
-        var last = key[(key.LastIndexOf('.') + 1)..];
-        return CheckpointScalars.Contains(key) || last == "position_ids" || last == "attn_mask";
     }
 
     private void LoadWeights(Dictionary<string, WeightTensor> tensors, string path)
     {
         var target = state_dict();
         var missing = target.Keys.Where(k => !tensors.ContainsKey(k) && !k.EndsWith(".num_batches_tracked", StringComparison.Ordinal)).ToList();
-        var unexpected = tensors.Keys.Where(k => !target.ContainsKey(k) && !IsHarmlessExtra(k)).ToList();
+        var unexpected = tensors.Keys.Where(k => !target.ContainsKey(k) && !OpenAILayout.IsHarmlessExtra(k)).ToList();
         var misshaped = target.Where(kv => tensors.TryGetValue(kv.Key, out var t) && !t.Shape.SequenceEqual(kv.Value.shape))
             .Select(kv => $"{kv.Key} (file [{string.Join(", ", tensors[kv.Key].Shape)}], model [{string.Join(", ", kv.Value.shape)}])")
             .ToList();
