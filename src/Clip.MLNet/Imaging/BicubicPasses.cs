@@ -18,13 +18,14 @@ internal static unsafe class BicubicPasses
 {
     /// <summary>
     /// Horizontal pass over 4-byte pixels: for rows <paramref name="rowFirst"/>.. of
-    /// <paramref name="source"/>, output columns <paramref name="colFirst"/>.. of <paramref name="kernel"/>,
-    /// into <paramref name="planeCount"/> planes of <paramref name="rowCount"/> x <paramref name="colCount"/> bytes.
+    /// <paramref name="source"/>, every output column of <paramref name="kernel"/>'s window, into
+    /// <paramref name="planeCount"/> planes of <paramref name="rowCount"/> x window bytes.
     /// Plane p takes byte <c>channelOffsets[p]</c> of each pixel.
     /// </summary>
     public static void Horizontal4(byte* source, int rowBytes, int rowFirst, int rowCount,
-        ResampleKernel kernel, int colFirst, int colCount, byte* planes, int planeCount, ReadOnlySpan<int> channelOffsets)
+        ResampleKernel kernel, byte* planes, int planeCount, ReadOnlySpan<int> channelOffsets)
     {
+        int colCount = kernel.OutCount;
         int planeSize = rowCount * colCount;
         int taps = kernel.MaxTaps;
         int o0 = channelOffsets[0], o1 = channelOffsets[1], o2 = channelOffsets[2], o3 = planeCount > 3 ? channelOffsets[3] : 3;
@@ -37,10 +38,9 @@ internal static unsafe class BicubicPasses
                 int outRow = r * colCount;
                 for (int j = 0; j < colCount; j++)
                 {
-                    int xx = colFirst + j;
-                    byte* px = row + firstAll[xx] * 4;
-                    int n = countAll[xx];
-                    int* w = weightsAll + xx * taps;
+                    byte* px = row + firstAll[j] * 4;
+                    int n = countAll[j];
+                    int* w = weightsAll + j * taps;
                     uint packed = Sse41.IsSupported ? Horizontal4Simd(px, w, n) : Horizontal4Scalar(px, w, n);
                     plane0[outRow + j] = (byte)(packed >> (8 * o0));
                     plane1[outRow + j] = (byte)(packed >> (8 * o1));
@@ -80,10 +80,9 @@ internal static unsafe class BicubicPasses
     }
 
     /// <summary>Horizontal pass over 1-byte (grayscale) pixels into one plane.</summary>
-    public static void Horizontal1(byte* source, int rowBytes, int rowFirst, int rowCount,
-        ResampleKernel kernel, int colFirst, int colCount, byte* plane)
+    public static void Horizontal1(byte* source, int rowBytes, int rowFirst, int rowCount, ResampleKernel kernel, byte* plane)
     {
-        int taps = kernel.MaxTaps;
+        int taps = kernel.MaxTaps, colCount = kernel.OutCount;
         fixed (int* firstAll = kernel.First, countAll = kernel.Count, weightsAll = kernel.Weights)
         {
             for (int r = 0; r < rowCount; r++)
@@ -92,10 +91,9 @@ internal static unsafe class BicubicPasses
                 byte* outRow = plane + r * colCount;
                 for (int j = 0; j < colCount; j++)
                 {
-                    int xx = colFirst + j;
-                    byte* px = row + firstAll[xx];
-                    int n = countAll[xx];
-                    int* w = weightsAll + xx * taps;
+                    byte* px = row + firstAll[j];
+                    int n = countAll[j];
+                    int* w = weightsAll + j * taps;
                     int s = ResampleKernel.Rounding;
                     for (int t = 0; t < n; t++) s += px[t] * w[t];
                     outRow[j] = ResampleKernel.Clip8(s);
@@ -106,20 +104,19 @@ internal static unsafe class BicubicPasses
 
     /// <summary>
     /// Vertical pass over one plane of <paramref name="width"/>-byte rows whose first row is input row
-    /// <paramref name="rowFirst"/>: output rows <paramref name="outFirst"/>.. of <paramref name="kernel"/>
-    /// into <paramref name="outCount"/> rows of <paramref name="destination"/>.
+    /// <paramref name="rowFirst"/>: every output row of <paramref name="kernel"/>'s window into
+    /// <paramref name="destination"/>.
     /// </summary>
-    public static void Vertical(byte* source, int width, int rowFirst, ResampleKernel kernel, int outFirst, int outCount, byte* destination)
+    public static void Vertical(byte* source, int width, int rowFirst, ResampleKernel kernel, byte* destination)
     {
-        int taps = kernel.MaxTaps;
+        int taps = kernel.MaxTaps, outCount = kernel.OutCount;
         fixed (int* firstAll = kernel.First, countAll = kernel.Count, weightsAll = kernel.Weights)
         {
             for (int i = 0; i < outCount; i++)
             {
-                int yy = outFirst + i;
-                byte* top = source + (long)(firstAll[yy] - rowFirst) * width;
-                int n = countAll[yy];
-                int* w = weightsAll + yy * taps;
+                byte* top = source + (long)(firstAll[i] - rowFirst) * width;
+                int n = countAll[i];
+                int* w = weightsAll + i * taps;
                 byte* outRow = destination + (long)i * width;
                 int j = 0;
                 if (Avx2.IsSupported)

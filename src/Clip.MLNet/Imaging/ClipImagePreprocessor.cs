@@ -185,8 +185,7 @@ public sealed class ClipImagePreprocessor
         var pixels = image.Pixels;
         int rowBytes = pixels.Length / height;
         var alpha = HasTransparency(pixels, width, height, rowBytes) ? AlphaHandling.Premultiplied : AlphaHandling.Ignore;
-        var source = new PixelSource(pixels, width, height, rowBytes, layout, alpha, ResizeFilter.Bicubic);
-        ClipPixelPipeline.Run(source, Size, normalization, destination);
+        Run(new PixelSource(pixels, width, height, rowBytes, layout, alpha, ResizeFilter.Bicubic), destination, name);
     }
 
     /// <summary>Preprocesses the image file at <paramref name="path"/> into a new array of 3 x <see cref="Size"/> x <see cref="Size"/> floats.</summary>
@@ -283,8 +282,20 @@ public sealed class ClipImagePreprocessor
 
     private void PreprocessEncoded(ReadOnlySpan<byte> encoded, Span<float> destination, string name)
     {
-        using var decoded = SkiaImageDecoder.Decode(encoded, name, MaxPixels);
-        ClipPixelPipeline.Run(decoded.Source, Size, normalization, destination);
+        using var decoded = SkiaImageDecoder.Decode(encoded, name, MaxPixels, Size);
+        Run(decoded.Source, destination, name);
+    }
+
+    private void Run(in PixelSource source, Span<float> destination, string name)
+    {
+        try
+        {
+            ClipPixelPipeline.Run(source, Size, normalization, destination);
+        }
+        catch (ImageGeometryException e)
+        {
+            throw new ClipImageException(name, e.Message, e);
+        }
     }
 
     private void CheckDestination(Span<float> destination)

@@ -140,13 +140,13 @@ internal static unsafe class ClipPixelPipeline
     private static void Bicubic(in PixelSource source, CropGeometry g, NormalizationTable normalization, Span<float> destination)
     {
         int size = g.Size, area = size * size;
-        var horizontal = ResampleKernel.Bicubic(source.Width, g.ResizedWidth);
-        var vertical = ResampleKernel.Bicubic(source.Height, g.ResizedHeight);
+        var horizontal = ResampleKernel.Bicubic(source.Width, g.ResizedWidth, g.Left, size);
+        var vertical = ResampleKernel.Bicubic(source.Height, g.ResizedHeight, g.Top, size);
 
-        // The source rows the cropped output rows read (first and count rise with the output row).
-        int rowFirst = vertical.First[g.Top];
+        // The source rows the cropped output rows read.
+        int rowFirst = vertical.First[0];
         int rowEnd = 0;
-        for (int i = g.Top; i < g.Top + size; i++) rowEnd = Math.Max(rowEnd, vertical.First[i] + vertical.Count[i]);
+        for (int i = 0; i < size; i++) rowEnd = Math.Max(rowEnd, vertical.First[i] + vertical.Count[i]);
         int rowCount = rowEnd - rowFirst;
 
         bool gray = source.Layout == PixelLayout.Gray8;
@@ -178,12 +178,12 @@ internal static unsafe class ClipPixelPipeline
                 {
                     if (premultipliedPtr != null) rows = premultipliedPtr;
                     if (gray)
-                        BicubicPasses.Horizontal1(rows, rowBytes, rowOffset, rowCount, horizontal, g.Left, size, tempPtr);
+                        BicubicPasses.Horizontal1(rows, rowBytes, rowOffset, rowCount, horizontal, tempPtr);
                     else
-                        BicubicPasses.Horizontal4(rows, rowBytes, rowOffset, rowCount, horizontal, g.Left, size, tempPtr, planeCount, offsets);
+                        BicubicPasses.Horizontal4(rows, rowBytes, rowOffset, rowCount, horizontal, tempPtr, planeCount, offsets);
                 }
                 for (int p = 0; p < planeCount; p++)
-                    BicubicPasses.Vertical(tempPtr + p * rowCount * size, size, rowFirst, vertical, g.Top, size, outputPtr + p * area);
+                    BicubicPasses.Vertical(tempPtr + p * rowCount * size, size, rowFirst, vertical, outputPtr + p * area);
             }
 
             if (withAlpha)

@@ -33,10 +33,13 @@ internal readonly record struct CropGeometry(int ResizedWidth, int ResizedHeight
     private static int LongSide(int size, int longSide, int shortSide)
     {
         double value = (double)((long)size * longSide) / shortSide;
-        if (value >= int.MaxValue) throw new ArgumentOutOfRangeException(nameof(longSide), $"an aspect ratio of {longSide}:{shortSide} resizes beyond {int.MaxValue} pixels");
+        if (value >= int.MaxValue) throw new ImageGeometryException($"an aspect ratio of {longSide}:{shortSide} cannot be resized: the long side would be {value:N0} pixels");
         return (int)value;
     }
 
     // Math.Round's default is MidpointRounding.ToEven, Python 3's round().
     private static int CropOffset(int resized, int size) => (int)Math.Round((resized - size) / 2.0);
 }
+
+/// <summary>An image whose shape the resize cannot handle (an extreme aspect ratio); the preprocessor names the input.</summary>
+internal sealed class ImageGeometryException(string problem) : Exception(problem);

@@ -4,8 +4,8 @@ namespace Clip.MLNet.Imaging;
 
 /// <summary>
 /// The fixed-point bicubic weights that Pillow's <c>Image.resize(..., BICUBIC)</c> uses along one
-/// axis, for one (input length, output length) pair: for each output index the first input index,
-/// the number of taps and the taps' weights in units of 2^-22.
+/// axis, for one (input length, output length) pair and a window of output indices (the crop): for
+/// each output index the first input index, the number of taps and the taps' weights in units of 2^-22.
 /// </summary>
 /// <remarks>
 /// Pillow's rules (libImaging/Resample.c), reproduced operation for operation in double precision so
@@ -25,15 +25,16 @@ internal sealed class ResampleKernel
 
     private const double BicubicSupport = 2.0;
 
-    // Kernels depend only on the two lengths; photos come in a few sizes, so a small shared cache
-    // serves nearly every call. It is dropped wholesale when it grows past this many entries.
+    // Kernels depend only on the lengths and the window; photos come in a few sizes, so a small
+    // shared cache serves nearly every call. It is dropped wholesale when it grows past this many entries.
     private const int CacheLimit = 512;
-    private static readonly ConcurrentDictionary<(int In, int Out), ResampleKernel> Cache = new();
+    private static readonly ConcurrentDictionary<(int In, int Out, int First, int Count), ResampleKernel> Cache = new();
 
-    private ResampleKernel(int inSize, int outSize, int maxTaps, int[] first, int[] count, int[] weights)
+    private ResampleKernel(int inSize, int outSize, int outFirst, int maxTaps, int[] first, int[] count, int[] weights)
     {
         InSize = inSize;
         OutSize = outSize;
+        OutFirst = outFirst;
         MaxTaps = maxTaps;
         First = first;
         Count = count;
@@ -43,10 +44,16 @@ internal sealed class ResampleKernel
     public int InSize { get; }
     public int OutSize { get; }
 
+    /// <summary>The first output index the kernel covers; the arrays are indexed from it.</summary>
+    public int OutFirst { get; }
+
+    /// <summary>How many output indices the kernel covers.</summary>
+    public int OutCount => First.Length;
+
     /// <summary>The stride of <see cref="Weights"/>: room for the widest tap list.</summary>
     public int MaxTaps { get; }
 
-    /// <summary>The first input index of each output index.</summary>
+    /// <summary>The first input index of each output index (from <see cref="OutFirst"/>).</summary>
     public int[] First { get; }
 
     /// <summary>How many input pixels each output index reads.</summary>
@@ -55,13 +62,18 @@ internal sealed class ResampleKernel
     /// <summary>Weights, <see cref="MaxTaps"/> per output index (unused slots are zero).</summary>
     public int[] Weights { get; }
 
-    /// <summary>The kernel for resizing <paramref name="inSize"/> pixels to <paramref name="outSize"/>, shared and cached.</summary>
-    public static ResampleKernel Bicubic(int inSize, int outSize)
+    /// <summary>
+    /// The kernel for resizing <paramref name="inSize"/> pixels to <paramref name="outSize"/>, for output
+    /// indices <paramref name="outFirst"/> .. + <paramref name="outCount"/>; shared and cached. Only the
+    /// window is computed: an extreme aspect ratio can resize the long side to millions of pixels.
+    /// </summary>
+    public static ResampleKernel Bicubic(int inSize, int outSize, int outFirst, int outCount)
     {
-        if (Cache.TryGetValue((inSize, outSize), out var kernel)) return kernel;
-        kernel = Compute(inSize, outSize);
+        var key = (inSize, outSize, outFirst, outCount);
+        if (Cache.TryGetValue(key, out var kernel)) return kernel;
+        kernel = Compute(inSize, outSize, outFirst, outCount);
         if (Cache.Count >= CacheLimit) Cache.Clear();
-        Cache.TryAdd((inSize, outSize), kernel);
+        Cache.TryAdd(key, kernel);
         return kernel;
     }
 
@@ -75,22 +87,25 @@ internal sealed class ResampleKernel
         return 0.0;
     }
 
-    internal static ResampleKernel Compute(int inSize, int outSize)
+    internal static ResampleKernel Compute(int inSize, int outSize) => Compute(inSize, outSize, 0, outSize);
+
+    internal static ResampleKernel Compute(int inSize, int outSize, int outFirst, int outCount)
     {
         if (inSize <= 0 || outSize <= 0) throw new ArgumentOutOfRangeException(nameof(inSize), $"cannot resize {inSize} pixels to {outSize}");
+        if (outFirst < 0 || outCount <= 0 || outFirst > outSize - outCount) throw new ArgumentOutOfRangeException(nameof(outFirst), $"window {outFirst}+{outCount} outside 0..{outSize}");
         // Pillow passes the box as floats; for whole-image boxes (0, inSize) the difference is exact.
         double scale = (double)inSize / outSize;
         double filterScale = Math.Max(scale, 1.0);
         double support = BicubicSupport * filterScale;
         int maxTaps = (int)Math.Ceiling(support) * 2 + 1;
 
-        var first = new int[outSize];
-        var count = new int[outSize];
-        var weights = new int[checked(outSize * maxTaps)];
+        var first = new int[outCount];
+        var count = new int[outCount];
+        var weights = new int[checked(outCount * maxTaps)];
         Span<double> taps = maxTaps <= 256 ? stackalloc double[maxTaps] : new double[maxTaps];
         double inverseFilterScale = 1.0 / filterScale;
 
-        for (int xx = 0; xx < outSize; xx++)
+        for (int xx = outFirst; xx < outFirst + outCount; xx++)
         {
             double center = (xx + 0.5) * scale;
             // Truncation toward zero, as C's (int) cast.
@@ -107,7 +122,7 @@ internal sealed class ResampleKernel
                 taps[x] = w;
                 sum += w;
             }
-            int row = xx * maxTaps;
+            int row = (xx - outFirst) * maxTaps;
             for (int x = 0; x < xmax; x++)
             {
                 double w = sum != 0.0 ? taps[x] / sum : taps[x];
@@ -115,10 +130,10 @@ internal sealed class ResampleKernel
                     ? (int)(-0.5 + w * (1 << PrecisionBits))
                     : (int)(0.5 + w * (1 << PrecisionBits));
             }
-            first[xx] = xmin;
-            count[xx] = xmax;
+            first[xx - outFirst] = xmin;
+            count[xx - outFirst] = xmax;
         }
-        return new ResampleKernel(inSize, outSize, maxTaps, first, count, weights);
+        return new ResampleKernel(inSize, outSize, outFirst, maxTaps, first, count, weights);
     }
 
     /// <summary>An accumulated sum back to a byte: the arithmetic shift (floor) Pillow uses, clamped.</summary>

@@ -46,7 +46,8 @@ internal sealed class DecodedImage : IDisposable
 /// </summary>
 internal static unsafe class SkiaImageDecoder
 {
-    public static DecodedImage Decode(ReadOnlySpan<byte> encoded, string name, long maxPixels)
+    /// <summary>Decodes <paramref name="encoded"/>; refuses, before decoding, images above <paramref name="maxPixels"/> or that cannot be resized to <paramref name="outputSize"/>.</summary>
+    public static DecodedImage Decode(ReadOnlySpan<byte> encoded, string name, long maxPixels, int outputSize)
     {
         if (encoded.IsEmpty) throw new ClipImageException(name, "the image is empty (0 bytes)");
         var facts = ImageHeader.Read(encoded, out var problem) ?? throw new ClipImageException(name, problem!);
@@ -65,6 +66,14 @@ internal static unsafe class SkiaImageDecoder
             // Refused before a byte of pixel data is decoded: a few KB can declare gigapixels.
             if (pixels > maxPixels)
                 throw new ClipImageException(name, $"{info.Width}x{info.Height} = {pixels:N0} pixels is more than the limit of {maxPixels:N0} (ClipImagePreprocessor.MaxPixels)");
+            try
+            {
+                CropGeometry.For(info.Width, info.Height, outputSize);
+            }
+            catch (ImageGeometryException e)
+            {
+                throw new ClipImageException(name, e.Message, e);
+            }
 
             bool gray = info.ColorType == SKColorType.Gray8 && facts.Mode != PillowModeClass.RgbAlpha;
             int bytesPerPixel = gray ? 1 : 4;

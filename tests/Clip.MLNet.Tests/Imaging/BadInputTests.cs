@@ -95,6 +95,18 @@ public sealed class BadInputTests : IDisposable
     }
 
     [Fact]
+    public void AnExtremeAspectRatioIsRefusedByName()
+    {
+        // 1 x 9,600,000: the shorter side to 224 would make the longer 2.15e9 pixels, beyond what Pillow
+        // or an int can hold. (Skia's file decoders cap sides at 65535 to 1,000,000 pixels, so only an
+        // already decoded image can get here.)
+        using var image = MLImage.CreateFromPixels(1, 9_600_000, MLPixelFormat.Rgba32, new byte[4 * 9_600_000]);
+        var e = Assert.Throws<ClipImageException>(() => Preprocessor.Preprocess(image, "needle"));
+        Assert.Equal("needle", e.Input);
+        Assert.Contains("aspect ratio", e.Problem);
+    }
+
+    [Fact]
     public void ThePixelLimitIsConfigurable()
     {
         var path = Fixtures.ReferencePath("images", "china.jpg"); // 640 x 427 = 273,280 pixels

@@ -25,6 +25,23 @@ public class ResamplingTests
     }
 
     [Fact]
+    public void AnAspectRatioBeyondIntIsRefused()
+    {
+        Assert.Throws<ImageGeometryException>(() => CropGeometry.For(1, 10_000_000, 224));
+        Assert.Equal(224_000_000, CropGeometry.For(1_000_000, 1, 224).ResizedWidth);
+    }
+
+    [Fact]
+    public void AKernelWindowHoldsTheSameWeightsAsTheWholeKernel()
+    {
+        var whole = ResampleKernel.Compute(640, 335);
+        var window = ResampleKernel.Compute(640, 335, 56, 224);
+        Assert.Equal(whole.First.AsSpan(56, 224).ToArray(), window.First);
+        Assert.Equal(whole.Count.AsSpan(56, 224).ToArray(), window.Count);
+        Assert.Equal(whole.Weights.AsSpan(56 * whole.MaxTaps, 224 * whole.MaxTaps).ToArray(), window.Weights);
+    }
+
+    [Fact]
     public void KernelWeightsMatchAHandComputedBicubic()
     {
         // 4 -> 8 pixels: output 3 sits at 3.5 * 0.5 = 1.75 in input coordinates; the taps are inputs 0..3
