@@ -1,8 +1,6 @@
 using System.Buffers;
-using System.Runtime.InteropServices;
 using Clip.MLNet.Imaging;
 using Microsoft.ML.Data;
-using TorchSharp;
 using static TorchSharp.torch;
 
 namespace Clip.MLNet;
@@ -128,13 +126,13 @@ public sealed class ClipImagePreprocessor
     /// <summary>Preprocesses the encoded image read from <paramref name="stream"/> (from its current position to its end).</summary>
     /// <param name="stream">A readable stream holding one encoded image.</param>
     /// <param name="destination">3 x <see cref="Size"/> x <see cref="Size"/> floats, written CHW.</param>
-    /// <param name="name">What to call the input in errors (default "&lt;stream&gt;").</param>
+    /// <param name="name">What to call the input in errors (default: a <c>FileStream</c>'s path, else "&lt;stream&gt;").</param>
     /// <exception cref="ClipImageException">The content is empty, damaged, too large or not a supported image.</exception>
     public void PreprocessInto(Stream stream, Span<float> destination, string? name = null)
     {
         ArgumentNullException.ThrowIfNull(stream);
         CheckDestination(destination);
-        name ??= "<stream>";
+        name ??= (stream as FileStream)?.Name ?? "<stream>";
         if (stream is MemoryStream memory && memory.TryGetBuffer(out var segment))
         {
             int start = (int)memory.Position;

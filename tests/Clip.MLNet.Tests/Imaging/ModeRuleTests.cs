@@ -27,6 +27,16 @@ public class ModeRuleTests
     }
 
     [Fact]
+    public void PalettePngTransparencyIsIgnoredLikePillowsConvertToRgb()
+    {
+        // Index 0 (red) fully transparent through tRNS: Pillow's convert("RGB") still shows red.
+        var png = TestImages.Png(Width, Height, 8, 3, TestImages.ByteRows(Width, Height, (x, y) => (byte)(x < Width / 2 ? 0 : 1)), StripePalette, transparency: [0]);
+        var planes = Run(png);
+        Assert.Equal((255, 0, 0), (planes[0][0], planes[1][0], planes[2][0]));
+        Assert.Equal((0, 0, 255), (planes[0][Size - 1], planes[1][Size - 1], planes[2][Size - 1]));
+    }
+
+    [Fact]
     public void TheSamePixelsAsRgbAreResizedBicubically()
     {
         var png = TestImages.Png(Width, Height, 8, 2, TestImages.RgbRows(Width, Height, (x, y) => x % 2 == 0 ? ((byte)255, (byte)0, (byte)0) : ((byte)0, (byte)0, (byte)255)));
@@ -105,6 +115,32 @@ public class ModeRuleTests
         var rgb = TestImages.Png(width, height, 8, 2, TestImages.RgbRows(width, height, (x, y) => { var v = levels[y * width + x]; return (v, v, v); }));
         var preprocessor = new ClipImagePreprocessor(size);
         Assert.Equal(preprocessor.Preprocess(rgb), preprocessor.Preprocess(gray));
+    }
+
+    [Fact]
+    public void GrayPngWithATransparentLevelIsResizedAsPlainGray()
+    {
+        // Pillow opens gray + tRNS as L with a transparency note: no alpha in the resize.
+        const int width = 31, height = 45, size = 16;
+        var rows = TestImages.ByteRows(width, height, (x, y) => (byte)((x * 37 + y * 11) % 256));
+        var preprocessor = new ClipImagePreprocessor(size);
+        Assert.Equal(preprocessor.Preprocess(TestImages.Png(width, height, 8, 0, rows)),
+            preprocessor.Preprocess(TestImages.Png(width, height, 8, 0, rows, transparency: [0, 74])));
+    }
+
+    [Fact]
+    public void GrayAlphaPngIsResizedLikeRgbaWithEqualChannels()
+    {
+        // Pillow's LA goes through La exactly as RGBA goes through RGBa, with the same rounding.
+        const int width = 37, height = 29, size = 16;
+        var random = new Random(9);
+        var levels = new byte[width * height * 2];
+        random.NextBytes(levels);
+        var la = TestImages.Png(width, height, 8, 4, Enumerable.Range(0, height).Select(y => levels.AsSpan(y * width * 2, width * 2).ToArray()).ToArray());
+        var rgba = TestImages.Png(width, height, 8, 6, Enumerable.Range(0, height).Select(y =>
+            Enumerable.Range(0, width).SelectMany(x => { byte v = levels[(y * width + x) * 2], a = levels[(y * width + x) * 2 + 1]; return new[] { v, v, v, a }; }).ToArray()).ToArray());
+        var preprocessor = new ClipImagePreprocessor(size);
+        Assert.Equal(preprocessor.Preprocess(rgba), preprocessor.Preprocess(la));
     }
 
     [Fact]
