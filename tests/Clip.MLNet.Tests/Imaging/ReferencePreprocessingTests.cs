@@ -57,6 +57,24 @@ public class ReferencePreprocessingTests(ITestOutputHelper output)
         Assert.True(max <= MaxTolerance && mean <= MeanTolerance, $"{image}: max |diff| {max:F5} (<= {MaxTolerance}), mean |diff| {mean:F6} (<= {MeanTolerance})");
     }
 
+    public static TheoryData<string> LosslessImages => new()
+    {
+        "china_portrait.png", "flower_gray.png", "china_rgba.png", "flower_small.png", "china_palette.gif", "flower_exact224.png",
+    };
+
+    [Theory]
+    [MemberData(nameof(LosslessImages))]
+    public void LosslessFixturesAreBitExact(string image)
+    {
+        // PNG and GIF decode to the same bytes everywhere, so everything after decoding (Pillow's
+        // resize rules, the crop, float32 normalization) must reproduce the reference exactly: a single
+        // 8-bit level off somewhere would still pass the tolerance, not this.
+        var actual = Preprocessor.Preprocess(Fixtures.ReferencePath("images", image));
+        var expected = ExpectedRow(image);
+        int different = actual.Where((v, i) => v != expected[i]).Count();
+        Assert.True(different == 0, $"{image}: {different} of {actual.Length} values differ from the reference");
+    }
+
     [Fact]
     public void TheComparisonTellsDifferentImagesApart()
     {
