@@ -44,7 +44,7 @@ internal static class CliRunner
         }
     }
 
-    private static bool IsInputError(Exception e) => e is CliInputException or ClipCheckpointException or FileNotFoundException
+    private static bool IsInputError(Exception e) => e is CliInputException or ClipCheckpointException or ClipImageException or FileNotFoundException
         or DirectoryNotFoundException or InvalidDataException or UnauthorizedAccessException or IOException or ArgumentException or FormatException
         || (e.GetType().Namespace?.StartsWith("Clip.MLNet", StringComparison.Ordinal) == true && e is not InvalidOperationException);
 

@@ -11,6 +11,7 @@ internal static class Program
         {
             CommonOptions.Verbose,
             EmbedCommand.Create(),
+            PreprocessCommand.Create(),
             DemoCommand.Create(),
         };
         return root.Parse(args).Invoke();

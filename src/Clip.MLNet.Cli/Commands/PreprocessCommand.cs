@@ -1,0 +1,33 @@
+using System.CommandLine;
+using Clip.MLNet.Weights;
+using static TorchSharp.torch;
+
+namespace Clip.MLNet.Cli.Commands;
+
+/// <summary><c>clip preprocess</c>: images to CLIP's input tensor, <c>pixel_values</c> [N,3,S,S], in a safetensors file.</summary>
+internal static class PreprocessCommand
+{
+    public static Command Create()
+    {
+        var size = new Option<int>("--size") { Description = "Input resolution S of the model (224 for most CLIP models).", DefaultValueFactory = _ => 224 };
+        var images = new Option<string[]>("--images") { Description = "Image files (JPEG, PNG, GIF, BMP, WebP).", AllowMultipleArgumentsPerToken = true, Required = true };
+        var output = new Option<string>("--output") { Description = "The safetensors file to write.", Required = true };
+
+        var command = new Command("preprocess", "Resize, crop and normalize images exactly as CLIP's reference does; writes pixel_values [N,3,S,S] (float32).")
+        {
+            size, images, output,
+        };
+        command.SetAction(parse => CliRunner.Run(parse.GetValue(CommonOptions.Verbose), () =>
+        {
+            int side = parse.GetValue(size);
+            if (side <= 0 || side > 16384) throw new CliInputException($"--size must be between 1 and 16384, got {side}");
+            var paths = parse.GetValue(images) ?? [];
+            if (paths.Length == 0) throw new CliInputException("--images: give at least one image file");
+            var preprocessor = new ClipImagePreprocessor(side);
+            using var pixels = preprocessor.PreprocessBatch(paths);
+            SafetensorsFile.Write(parse.GetValue(output)!, [new KeyValuePair<string, Tensor>("pixel_values", pixels)]);
+            return ExitCodes.Ok;
+        }));
+        return command;
+    }
+}

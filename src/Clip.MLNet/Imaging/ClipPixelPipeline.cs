@@ -1,0 +1,253 @@
+using System.Buffers;
+
+namespace Clip.MLNet.Imaging;
+
+/// <summary>
+/// Decoded pixels to CLIP's input tensor: Pillow's resize (shorter side to the crop size) and
+/// torchvision's centre crop, then RGB, /255 and normalization, written as CHW floats.
+/// </summary>
+/// <remarks>
+/// Only the crop is ever materialized. Working buffers come from the shared array pool, so a call
+/// allocates nothing per pixel and nothing that outlives it; the kernels are shared and immutable,
+/// so any number of threads can run the pipeline at once.
+/// </remarks>
+internal static unsafe class ClipPixelPipeline
+{
+    public static void Run(in PixelSource source, int size, NormalizationTable normalization, Span<float> destination)
+    {
+        if (destination.Length != 3 * size * size)
+            throw new ArgumentException($"the destination holds {destination.Length} floats; 3 x {size} x {size} = {3 * size * size} are needed", nameof(destination));
+        var geometry = CropGeometry.For(source.Width, source.Height, size);
+
+        if (geometry.NoResize(source.Width, source.Height))
+            CropOnly(source, geometry, normalization, destination);
+        else if (source.Filter == ResizeFilter.Nearest)
+            Nearest(source, geometry, normalization, destination);
+        else
+            Bicubic(source, geometry, normalization, destination);
+    }
+
+    private static (int R, int G, int B) ColorOffsets(PixelLayout layout) => layout == PixelLayout.Bgra32 ? (2, 1, 0) : (0, 1, 2);
+
+    // Pillow returns an image of the requested size untouched (no premultiplied round trip), so the
+    // crop reads the pixels as they are.
+    private static void CropOnly(in PixelSource source, CropGeometry g, NormalizationTable normalization, Span<float> destination)
+    {
+        int size = g.Size, area = size * size;
+        byte[] planes = ArrayPool<byte>.Shared.Rent(3 * area);
+        try
+        {
+            var pixels = source.Pixels;
+            var (ro, go, bo) = ColorOffsets(source.Layout);
+            int bpp = source.BytesPerPixel;
+            for (int i = 0; i < size; i++)
+            {
+                int rowStart = (g.Top + i) * source.RowBytes + g.Left * bpp;
+                for (int j = 0; j < size; j++)
+                {
+                    int p = rowStart + j * bpp, o = i * size + j;
+                    if (bpp == 1)
+                    {
+                        planes[o] = planes[area + o] = planes[2 * area + o] = pixels[p];
+                    }
+                    else if (source.Alpha == AlphaHandling.Premultiplied)
+                    {
+                        byte a = pixels[p + 3];
+                        planes[o] = Unpremultiply(pixels[p + ro], a);
+                        planes[area + o] = Unpremultiply(pixels[p + go], a);
+                        planes[2 * area + o] = Unpremultiply(pixels[p + bo], a);
+                    }
+                    else
+                    {
+                        planes[o] = pixels[p + ro];
+                        planes[area + o] = pixels[p + go];
+                        planes[2 * area + o] = pixels[p + bo];
+                    }
+                }
+            }
+            normalization.WriteRgb(planes.AsSpan(0, 3 * area), area, destination);
+        }
+        finally
+        {
+            ArrayPool<byte>.Shared.Return(planes);
+        }
+    }
+
+    /// <summary>
+    /// Pillow's nearest-neighbour resize (libImaging/Geometry.c, the affine scale path): the source
+    /// coordinate of output column x is <c>scale * 0.5 + x * scale</c>, accumulated by repeated
+    /// addition in double precision and truncated.
+    /// </summary>
+    internal static int[] NearestIndices(int inSize, int outSize, int first, int count)
+    {
+        double scale = (double)inSize / outSize;
+        double position = scale * 0.5;
+        var indices = new int[count];
+        for (int x = 0; x < first + count; x++)
+        {
+            if (x >= first)
+            {
+                // Pillow leaves pixels that map outside the source unfilled; with whole-image boxes the
+                // accumulated position cannot get there, and clamping keeps the lookup in bounds.
+                int index = position < 0 ? 0 : (int)position;
+                indices[x - first] = Math.Min(index, inSize - 1);
+            }
+            position += scale;
+        }
+        return indices;
+    }
+
+    private static void Nearest(in PixelSource source, CropGeometry g, NormalizationTable normalization, Span<float> destination)
+    {
+        int size = g.Size, area = size * size;
+        var columns = NearestIndices(source.Width, g.ResizedWidth, g.Left, size);
+        var rows = NearestIndices(source.Height, g.ResizedHeight, g.Top, size);
+        byte[] planes = ArrayPool<byte>.Shared.Rent(3 * area);
+        try
+        {
+            var pixels = source.Pixels;
+            var (ro, go, bo) = ColorOffsets(source.Layout);
+            int bpp = source.BytesPerPixel;
+            bool premultiplied = source.Alpha == AlphaHandling.Premultiplied;
+            for (int i = 0; i < size; i++)
+            {
+                int rowStart = rows[i] * source.RowBytes;
+                for (int j = 0; j < size; j++)
+                {
+                    int p = rowStart + columns[j] * bpp, o = i * size + j;
+                    if (bpp == 1)
+                    {
+                        planes[o] = planes[area + o] = planes[2 * area + o] = pixels[p];
+                    }
+                    else
+                    {
+                        // A palette image has no alpha in Pillow's sense: convert("RGB") keeps the palette colour.
+                        byte a = premultiplied ? pixels[p + 3] : (byte)255;
+                        planes[o] = Unpremultiply(pixels[p + ro], a);
+                        planes[area + o] = Unpremultiply(pixels[p + go], a);
+                        planes[2 * area + o] = Unpremultiply(pixels[p + bo], a);
+                    }
+                }
+            }
+            normalization.WriteRgb(planes.AsSpan(0, 3 * area), area, destination);
+        }
+        finally
+        {
+            ArrayPool<byte>.Shared.Return(planes);
+        }
+    }
+
+    private static void Bicubic(in PixelSource source, CropGeometry g, NormalizationTable normalization, Span<float> destination)
+    {
+        int size = g.Size, area = size * size;
+        var horizontal = ResampleKernel.Bicubic(source.Width, g.ResizedWidth, g.Left, size);
+        var vertical = ResampleKernel.Bicubic(source.Height, g.ResizedHeight, g.Top, size);
+
+        // The source rows the cropped output rows read.
+        int rowFirst = vertical.First[0];
+        int rowEnd = 0;
+        for (int i = 0; i < size; i++) rowEnd = Math.Max(rowEnd, vertical.First[i] + vertical.Count[i]);
+        int rowCount = rowEnd - rowFirst;
+
+        bool gray = source.Layout == PixelLayout.Gray8;
+        bool withAlpha = source.Alpha != AlphaHandling.Ignore;
+        int planeCount = gray ? 1 : withAlpha ? 4 : 3;
+        var (ro, go, bo) = ColorOffsets(source.Layout);
+        ReadOnlySpan<int> offsets = [ro, go, bo, 3];
+
+        byte[]? premultiplied = null;
+        byte[] temp = ArrayPool<byte>.Shared.Rent(planeCount * rowCount * size);
+        byte[] output = ArrayPool<byte>.Shared.Rent(Math.Max(planeCount, 3) * area);
+        try
+        {
+            fixed (byte* pixels = source.Pixels)
+            fixed (byte* tempPtr = temp)
+            fixed (byte* outputPtr = output)
+            {
+                byte* rows = pixels;
+                int rowBytes = source.RowBytes, rowOffset = rowFirst;
+                if (source.Alpha == AlphaHandling.Straight)
+                {
+                    // Pillow resizes RGBA as RGBa: premultiply the rows the resize reads.
+                    rowBytes = source.Width * 4;
+                    premultiplied = ArrayPool<byte>.Shared.Rent(rowCount * rowBytes);
+                    Premultiply(source.Pixels, source.RowBytes, rowFirst, rowCount, source.Width, premultiplied);
+                    rowOffset = 0;
+                }
+                fixed (byte* premultipliedPtr = premultiplied)
+                {
+                    if (premultipliedPtr != null) rows = premultipliedPtr;
+                    if (gray)
+                        BicubicPasses.Horizontal1(rows, rowBytes, rowOffset, rowCount, horizontal, tempPtr);
+                    else
+                        BicubicPasses.Horizontal4(rows, rowBytes, rowOffset, rowCount, horizontal, tempPtr, planeCount, offsets);
+                }
+                for (int p = 0; p < planeCount; p++)
+                    BicubicPasses.Vertical(tempPtr + p * rowCount * size, size, rowFirst, vertical, outputPtr + p * area);
+            }
+
+            if (withAlpha)
+            {
+                // Pillow's RGBa -> RGBA, then convert("RGB") drops the alpha.
+                for (int o = 0; o < area; o++)
+                {
+                    byte a = output[3 * area + o];
+                    output[o] = Unpremultiply(output[o], a);
+                    output[area + o] = Unpremultiply(output[area + o], a);
+                    output[2 * area + o] = Unpremultiply(output[2 * area + o], a);
+                }
+            }
+            if (gray)
+                normalization.WriteGray(output.AsSpan(0, area), destination);
+            else
+                normalization.WriteRgb(output.AsSpan(0, 3 * area), area, destination);
+        }
+        finally
+        {
+            ArrayPool<byte>.Shared.Return(temp);
+            ArrayPool<byte>.Shared.Return(output);
+            if (premultiplied is not null) ArrayPool<byte>.Shared.Return(premultiplied);
+        }
+    }
+
+    /// <summary>Pillow's RGBA -> RGBa: each colour times alpha / 255, rounded with its MULDIV255.</summary>
+    internal static byte Premultiply(byte color, byte alpha)
+    {
+        int t = color * alpha + 128;
+        return (byte)(((t >> 8) + t) >> 8);
+    }
+
+    /// <summary>Pillow's RGBa -> RGBA: 255 * colour / alpha, truncated and clipped; alpha 0 and 255 leave the colour alone.</summary>
+    internal static byte Unpremultiply(byte color, byte alpha)
+    {
+        if (alpha == 255 || alpha == 0) return color;
+        int v = 255 * color / alpha;
+        return (byte)(v > 255 ? 255 : v);
+    }
+
+    private static void Premultiply(ReadOnlySpan<byte> pixels, int rowBytes, int rowFirst, int rowCount, int width, Span<byte> destination)
+    {
+        for (int r = 0; r < rowCount; r++)
+        {
+            var src = pixels.Slice((rowFirst + r) * rowBytes, width * 4);
+            var dst = destination.Slice(r * width * 4, width * 4);
+            for (int p = 0; p < dst.Length; p += 4)
+            {
+                byte a = src[p + 3];
+                if (a == 255)
+                {
+                    dst[p] = src[p];
+                    dst[p + 1] = src[p + 1];
+                    dst[p + 2] = src[p + 2];
+                }
+                else
+                {
+                    dst[p] = Premultiply(src[p], a);
+                    dst[p + 1] = Premultiply(src[p + 1], a);
+                    dst[p + 2] = Premultiply(src[p + 2], a);
+                }
+                dst[p + 3] = a;
+            }
+        }
+    }
+}
