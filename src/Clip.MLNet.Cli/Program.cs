@@ -11,6 +11,7 @@ internal static class Program
         {
             CommonOptions.Verbose,
             EmbedCommand.Create(),
+            TokenizeCommand.Create(),
             DemoCommand.Create(),
         };
         return root.Parse(args).Invoke();

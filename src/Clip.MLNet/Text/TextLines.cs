@@ -58,9 +58,8 @@ public static class TextLines
 
         int line = content[..bytesRead].Count((byte)'\n') + 1;
         long fileOffset = offsetInFile + bytesRead;
-        var found = content[bytesRead..Math.Min(content.Length, bytesRead + 4)].ToArray();
         string what = status == OperationStatus.NeedMoreData ? "ends inside a UTF-8 sequence" : "is not valid UTF-8";
         throw new InvalidDataException(
-            $"{source}: {what} at line {line}, byte offset {fileOffset} (bytes {Convert.ToHexString(found)}); texts files must be UTF-8");
+            $"{source}: {what} at line {line}, byte offset {fileOffset} (byte 0x{content[bytesRead]:X2}); texts files must be UTF-8");
     }
 }
