@@ -116,28 +116,31 @@ internal sealed class ClipBpeVocabulary
         // Strict UTF-8: a binary file passed by mistake is reported, not tokenized with garbage merges.
         using var reader = new StreamReader(content, new UTF8Encoding(false, throwOnInvalidBytes: true), detectEncodingFromByteOrderMarks: false);
 
-        var merges = new List<string>(OpenAiMergeCount);
         int lineNumber = 0;
-        try
+        string? ReadLine()
         {
-            if (reader.ReadLine() is null)
-                throw new InvalidDataException($"{path}: is empty; expected CLIP's BPE vocabulary (a header line and {OpenAiMergeCount} merges)");
-            lineNumber = 1;
-            while (merges.Count < OpenAiMergeCount && reader.ReadLine() is { } line)
+            try
             {
-                lineNumber++;
-                merges.Add(ParseMerge(line, path, lineNumber, splitOnAnyWhitespace: true));
+                var line = reader.ReadLine();
+                if (line is not null) lineNumber++;
+                return line;
+            }
+            catch (InvalidDataException e)
+            {
+                // GZipStream reports damaged data without the file name.
+                throw new InvalidDataException($"{path}: damaged gzip data ({e.Message})", e);
+            }
+            catch (DecoderFallbackException e)
+            {
+                throw new InvalidDataException($"{path}: not a CLIP BPE vocabulary (not UTF-8 text{(gzip ? " inside the gzip" : "")}, line {lineNumber + 1})", e);
             }
         }
-        catch (InvalidDataException e) when (e.Message.StartsWith(path, StringComparison.Ordinal) is false)
-        {
-            // GZipStream reports a damaged stream as InvalidDataException without the file name.
-            throw new InvalidDataException($"{path}: {(gzip ? "damaged gzip data" : "unreadable")} ({e.Message})", e);
-        }
-        catch (DecoderFallbackException e)
-        {
-            throw new InvalidDataException($"{path}: not a CLIP BPE vocabulary (not UTF-8 text{(gzip ? " inside the gzip" : "")}, near line {lineNumber + 1})", e);
-        }
+
+        if (ReadLine() is null)
+            throw new InvalidDataException($"{path}: is empty; expected CLIP's BPE vocabulary (a header line and {OpenAiMergeCount} merges)");
+        var merges = new List<string>(OpenAiMergeCount);
+        while (merges.Count < OpenAiMergeCount && ReadLine() is { } mergeLine)
+            merges.Add(ParseMerge(mergeLine, path, lineNumber, splitOnAnyWhitespace: true));
         if (merges.Count < OpenAiMergeCount)
             throw new InvalidDataException($"{path}: has {merges.Count} merge lines after its header; CLIP's BPE vocabulary has at least {OpenAiMergeCount}");
         return FromMerges(merges, path);

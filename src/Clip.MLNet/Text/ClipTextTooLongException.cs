@@ -36,9 +36,6 @@ public sealed class ClipTextTooLongException : ArgumentException
     /// <summary>The text's position in the batch being tokenized, or null for a single text.</summary>
     public int? Index { get; }
 
-    /// <summary>The same problem, reported for item <paramref name="index"/> of a batch.</summary>
-    public ClipTextTooLongException AtIndex(int index) => new(Text, TokenCount, ContextLength, index);
-
     private static string FormatMessage(string text, int tokenCount, int contextLength, int? index) =>
         $"{(index is { } i ? $"Text {i}" : "Text")} \"{Excerpt(text)}\" is too long: {tokenCount} tokens (with the start and end tokens) " +
         $"for a context length of {contextLength}, and truncation is off.";

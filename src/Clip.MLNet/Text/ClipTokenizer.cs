@@ -1,3 +1,4 @@
+using System.Collections.Frozen;
 using System.Globalization;
 using System.IO.Compression;
 using System.Text;
@@ -29,6 +30,7 @@ public sealed class ClipTokenizer
     private readonly ClipBpeVocabulary _vocabulary;
     private readonly string?[] _tokensById;
     private readonly Dictionary<char, byte> _bytesBySymbol;
+    private readonly Lazy<IReadOnlyDictionary<string, string>> _metadata;
 
     private ClipTokenizer(ClipBpeVocabulary vocabulary, int contextLength)
     {
@@ -56,13 +58,16 @@ public sealed class ClipTokenizer
                 ByteLevel = true,
             });
         }
-        catch (InvalidOperationException e)
+        catch (Exception e) when (e is InvalidOperationException or ArgumentException)
         {
-            // Microsoft.ML.Tokenizers checks that every merge joins known tokens; say which vocabulary failed.
+            // Microsoft.ML.Tokenizers checks that every merge joins known tokens and that ids are distinct;
+            // say which vocabulary failed.
             throw new InvalidDataException($"{vocabulary.Source}: not a consistent BPE vocabulary ({e.Message})", e);
         }
 
         int maxId = vocabulary.Vocabulary.Values.Max();
+        if (maxId >= 4 * vocabulary.Vocabulary.Count + 1024)
+            throw new InvalidDataException($"{vocabulary.Source}: token ids go up to {maxId} for {vocabulary.Vocabulary.Count} tokens; a BPE vocabulary numbers its tokens densely");
         _tokensById = new string?[maxId + 1];
         foreach (var (token, id) in vocabulary.Vocabulary)
         {
@@ -70,6 +75,7 @@ public sealed class ClipTokenizer
             _tokensById[id] = token;
         }
         _bytesBySymbol = ClipBpeVocabulary.ByteSymbols.ToDictionary(e => e.Symbol, e => e.Byte);
+        _metadata = new Lazy<IReadOnlyDictionary<string, string>>(BuildMetadata);
     }
 
     private int RequireToken(string token) => _vocabulary.Vocabulary.TryGetValue(token, out var id)
@@ -256,7 +262,9 @@ public sealed class ClipTokenizer
     /// construction; a vocabulary that does not (a custom Hugging Face one) is added as
     /// <c>tokenizer.vocab</c> (its JSON, compressed the same way).
     /// </summary>
-    public IReadOnlyDictionary<string, string> ToMetadata()
+    public IReadOnlyDictionary<string, string> ToMetadata() => _metadata.Value;
+
+    private IReadOnlyDictionary<string, string> BuildMetadata()
     {
         var metadata = new Dictionary<string, string>(StringComparer.Ordinal)
         {
@@ -267,7 +275,7 @@ public sealed class ClipTokenizer
         };
         if (!_vocabulary.IsCanonical)
             metadata["tokenizer.vocab"] = Compress(JsonSerializer.Serialize(_vocabulary.Vocabulary));
-        return metadata;
+        return metadata.ToFrozenDictionary(StringComparer.Ordinal);
     }
 
     /// <summary>Rebuilds a tokenizer from <see cref="ToMetadata"/>'s entries (other entries are ignored).</summary>

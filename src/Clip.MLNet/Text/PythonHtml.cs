@@ -50,7 +50,7 @@ internal static class PythonHtml
         var reference = "&" + name + ";";
         var decoded = WebUtility.HtmlDecode(reference);
         value = decoded;
-        return !ReferenceEquals(decoded, reference) && decoded != reference;
+        return decoded != reference;
     }
 
     /// <summary>

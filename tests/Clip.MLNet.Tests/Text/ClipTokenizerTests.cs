@@ -284,6 +284,16 @@ public class ClipTokenizerTests
         File.WriteAllText(Path.Combine(hf, "vocab.json"), "<html>not json</html>");
         File.Copy(Path.Combine(Fixtures.ReferencePath("vit", "hf"), "merges.txt"), Path.Combine(hf, "merges.txt"));
         AssertInvalid(Path.Combine(hf, "vocab.json"), () => ClipTokenizer.FromHuggingFaceFolder(hf));
+
+        var noSpecials = folder.Sub("no-specials");
+        File.WriteAllText(Path.Combine(noSpecials, "vocab.json"), """{"a": 0, "b": 1}""");
+        File.WriteAllText(Path.Combine(noSpecials, "merges.txt"), "#version: 0.2\n");
+        Assert.Contains("<|startoftext|>", AssertInvalid(noSpecials, () => ClipTokenizer.FromHuggingFaceFolder(noSpecials)).Message);
+
+        var sameIds = folder.Sub("same-ids");
+        File.WriteAllText(Path.Combine(sameIds, "vocab.json"), """{"a": 0, "b": 0, "<|startoftext|>": 1, "<|endoftext|>": 2}""");
+        File.WriteAllText(Path.Combine(sameIds, "merges.txt"), "#version: 0.2\n");
+        AssertInvalid(sameIds, () => ClipTokenizer.FromHuggingFaceFolder(sameIds));
     }
 
     private static InvalidDataException AssertInvalid(string path, Func<object> load)
