@@ -12,6 +12,7 @@ internal static class Program
             CommonOptions.Verbose,
             EmbedCommand.Create(),
             PreprocessCommand.Create(),
+            TokenizeCommand.Create(),
             DemoCommand.Create(),
         };
         return root.Parse(args).Invoke();
