@@ -13,6 +13,7 @@ internal static class Program
             EmbedCommand.Create(),
             PreprocessCommand.Create(),
             TokenizeCommand.Create(),
+            ZeroShotCommand.Create(),
             DemoCommand.Create(),
         };
         return root.Parse(args).Invoke();

@@ -17,13 +17,14 @@ internal static class EmbedCommand
         var inputs = new Option<string?>("--inputs") { Description = "A safetensors file with ready tensors: pixel_values [N,3,S,S] (float32) and/or text_tokens [M,L] (int64)." };
         var output = new Option<string>("--output") { Description = "The safetensors file to write.", Required = true };
         var raw = new Option<bool>("--raw") { Description = "Write features as the model computes them, not L2-normalized." };
+        var noTruncate = new Option<bool>("--no-truncate") { Description = "Refuse texts longer than the context instead of truncating them." };
         var batch = CommonOptions.Batch();
         var precision = CommonOptions.Precision();
         var activation = CommonOptions.Activation();
 
         var command = new Command("embed", "Embed images and texts; writes image_features [N,D] and text_features [M,D] (and logits_per_image [N,M] with --inputs holding both).")
         {
-            model, vocab, images, texts, inputs, output, raw, batch, precision, activation,
+            model, vocab, images, texts, inputs, output, raw, noTruncate, batch, precision, activation,
         };
         command.SetAction(parse => CliRunner.Run(parse.GetValue(CommonOptions.Verbose), () =>
         {
@@ -43,7 +44,7 @@ internal static class EmbedCommand
                 if (inputsPath is not null)
                     EmbedReadyTensors(clip, inputsPath, batchSize, !parse.GetValue(raw), outputs);
                 else
-                    EmbedFiles.Run(clip, parse.GetValue(vocab), imagePaths, textsPath, batchSize, !parse.GetValue(raw), outputs);
+                    EmbedFiles.Run(clip, parse.GetValue(vocab), imagePaths, textsPath, batchSize, !parse.GetValue(raw), !parse.GetValue(noTruncate), outputs);
                 SafetensorsFile.Write(parse.GetValue(output)!, outputs);
             }
             finally

@@ -2,9 +2,70 @@ using static TorchSharp.torch;
 
 namespace Clip.MLNet.Cli.Commands;
 
-/// <summary>The file half of <c>clip embed</c> (images and texts files): filled in with the tokenizer and preprocessing.</summary>
+/// <summary>The file half of <c>clip embed</c>: images preprocessed and texts tokenized exactly as the reference does.</summary>
 internal static class EmbedFiles
 {
-    public static void Run(ClipModel clip, string? vocab, string[] images, string? texts, int batchSize, bool normalize, Dictionary<string, Tensor> outputs) =>
-        throw new CliInputException("embedding image and text files is not available yet; use --inputs");
+    public static void Run(ClipModel clip, string? vocab, string[] images, string? texts, int batchSize, bool normalize, bool truncate,
+        Dictionary<string, Tensor> outputs)
+    {
+        if (images.Length > 0)
+        {
+            var preprocessor = new ClipImagePreprocessor(clip.ImageResolution);
+            var parts = new List<Tensor>();
+            try
+            {
+                for (int start = 0; start < images.Length; start += batchSize)
+                {
+                    var chunk = images.Skip(start).Take(batchSize).ToArray();
+                    Tensor pixels;
+                    try { pixels = preprocessor.PreprocessBatch(chunk); }
+                    catch (ClipImageException e) when (e.Index is { } i)
+                    {
+                        throw new CliInputException($"--images item {start + i + 1} ({e.Input}): {e.Problem}", e);
+                    }
+                    using (pixels) parts.Add(clip.EncodeImage(pixels));
+                }
+                using var features = cat(parts, 0);
+                outputs["image_features"] = normalize ? ClipModel.Normalize(features) : features.alias();
+            }
+            finally
+            {
+                foreach (var p in parts) p.Dispose();
+            }
+        }
+        if (texts is not null)
+        {
+            var tokenizer = Tokenizer(clip, vocab);
+            var lines = TextLines.ReadFile(texts);
+            var parts = new List<Tensor>();
+            try
+            {
+                for (int start = 0; start < lines.Count; start += batchSize)
+                {
+                    var chunk = lines.Skip(start).Take(batchSize).ToArray();
+                    Tensor tokens;
+                    try { tokens = tokenizer.Tokenize(chunk, truncate); }
+                    catch (ClipTextTooLongException e) when (e.Index is { } i)
+                    {
+                        throw new CliInputException($"--texts {texts}, line {start + i + 1}: {e.Message}", e);
+                    }
+                    using (tokens) parts.Add(clip.EncodeText(tokens));
+                }
+                using var features = parts.Count == 0 ? zeros(0, clip.Config.EmbedDim) : cat(parts, 0);
+                outputs["text_features"] = normalize ? ClipModel.Normalize(features) : features.alias();
+            }
+            finally
+            {
+                foreach (var p in parts) p.Dispose();
+            }
+        }
+    }
+
+    /// <summary>The tokenizer for a command: <c>--vocab</c>, else the model's own (Hugging Face folders, saved models).</summary>
+    public static ClipTokenizer Tokenizer(ClipModel clip, string? vocab)
+    {
+        if (vocab is not null) return ClipTokenizer.Load(vocab, clip.ContextLength);
+        return clip.Tokenizer ?? throw new CliInputException(
+            "--vocab is required: this model file carries no tokenizer (give CLIP's bpe_simple_vocab_16e6.txt.gz, or a folder with vocab.json and merges.txt)");
+    }
 }

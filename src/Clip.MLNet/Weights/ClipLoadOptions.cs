@@ -15,6 +15,13 @@ public sealed class ClipLoadOptions
     /// <summary>The device to place the weights on (CPU when null).</summary>
     public Device? Device { get; set; }
 
+    /// <summary>
+    /// CLIP's BPE vocabulary (<c>bpe_simple_vocab_16e6.txt.gz</c>, or a folder with <c>vocab.json</c> and
+    /// <c>merges.txt</c>) to attach as <see cref="ClipModel.Tokenizer"/>. Hugging Face folders and this
+    /// library's own files bring their tokenizer without it.
+    /// </summary>
+    public string? VocabularyPath { get; set; }
+
     /// <summary>The dtype the model computes in: Float32 (default), BFloat16 or Float16. Stored weights of any float dtype convert to it.</summary>
     public ScalarType Precision { get; set; } = ScalarType.Float32;
 }

@@ -52,6 +52,7 @@ public sealed partial class ClipModel
             if (options.Device is { } device && device.type != DeviceType.CPU) model.ToDevice(device);
             if (options.Precision != ScalarType.Float32) model.ToPrecision(options.Precision);
             model.Metadata = new Dictionary<string, string>(source.Metadata, StringComparer.Ordinal);
+            model.Tokenizer = LoadTokenizer(path, options, source, model.ContextLength);
             return model;
         }
         catch
@@ -60,6 +61,22 @@ public sealed partial class ClipModel
             throw;
         }
     }
+
+    private static ClipTokenizer? LoadTokenizer(string path, ClipLoadOptions options, WeightSource source, int contextLength)
+    {
+        if (options.VocabularyPath is { } vocab) return ClipTokenizer.Load(vocab, contextLength);
+        if (source.Metadata.Keys.Any(k => k.StartsWith("tokenizer.", StringComparison.Ordinal)))
+            return ClipTokenizer.FromMetadata(source.Metadata);
+        if (Directory.Exists(path) && File.Exists(System.IO.Path.Combine(path, "vocab.json")) && File.Exists(System.IO.Path.Combine(path, "merges.txt")))
+            return ClipTokenizer.FromHuggingFaceFolder(path, contextLength);
+        return null;
+    }
+
+    /// <summary>
+    /// The tokenizer that goes with this model: from <see cref="ClipLoadOptions.VocabularyPath"/>, a Hugging
+    /// Face folder, or this library's saved file; null when none was given. Saved with the model.
+    /// </summary>
+    public ClipTokenizer? Tokenizer { get; set; }
 
     /// <summary>Entries stored with the weights in this library's format (for example the tokenizer); empty for other formats.</summary>
     internal IReadOnlyDictionary<string, string> Metadata { get; set; } = new Dictionary<string, string>();
@@ -79,6 +96,8 @@ public sealed partial class ClipModel
             ["format_version"] = "1",
             ["clip_config"] = Config.ToJson(),
         };
+        if (Tokenizer is not null)
+            foreach (var (k, v) in Tokenizer.ToMetadata()) metadata[k] = v;
         if (extraMetadata is not null)
             foreach (var (k, v) in extraMetadata) metadata[k] = v;
         var state = state_dict();

@@ -1,0 +1,97 @@
+using System.CommandLine;
+using System.Globalization;
+using System.Runtime.InteropServices;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace Clip.MLNet.Cli.Commands;
+
+/// <summary><c>clip zero-shot</c>: CSV of the top classes of each image, from the same classifier the ML.NET transform uses.</summary>
+internal static class ZeroShotCommand
+{
+    public static Command Create()
+    {
+        var model = CommonOptions.Model();
+        var vocab = CommonOptions.Vocab();
+        var labels = new Option<string?>("--labels") { Description = "Class names, comma-separated." };
+        var labelsFile = new Option<string?>("--labels-file") { Description = "A UTF-8 file with one class name per line." };
+        var templates = new Option<string?>("--templates") { Description = "A UTF-8 file with one prompt template per line, {} where the class name goes (default: {})." };
+        var top = new Option<int>("--top") { Description = "Rows per image: the K most probable classes.", DefaultValueFactory = _ => 1 };
+        var images = new Option<string[]>("--images") { Description = "Image files to classify.", AllowMultipleArgumentsPerToken = true, Required = true };
+        var batch = CommonOptions.Batch();
+        var precision = CommonOptions.Precision();
+        var activation = CommonOptions.Activation();
+        var command = new Command("zero-shot", "Zero-shot classification: prints CSV 'image,rank,label,probability', K rows per image.")
+        {
+            model, vocab, labels, labelsFile, templates, top, images, batch, precision, activation,
+        };
+        command.SetAction(parse => CliRunner.Run(parse.GetValue(CommonOptions.Verbose), () =>
+        {
+            var classNames = ReadLabels(parse.GetValue(labels), parse.GetValue(labelsFile));
+            var templateList = parse.GetValue(templates) is { } t ? ReadTemplates(t) : ZeroShotPrompts.NameOnly;
+            int k = parse.GetValue(top);
+            if (k <= 0) throw new CliInputException($"--top must be positive, got {k}");
+            k = Math.Min(k, classNames.Count);
+            var batchSize = CommonOptions.CheckBatch(parse.GetValue(batch));
+            var paths = parse.GetValue(images)!;
+
+            ZeroShotPrompts prompts;
+            try { prompts = new ZeroShotPrompts(classNames, templateList); }
+            catch (ArgumentException e) { throw new CliInputException(e.Message, e); }
+            using var clip = CommonOptions.LoadModel(parse.GetValue(model)!, parse.GetValue(precision)!, parse.GetValue(activation));
+            var tokenizer = EmbedFiles.Tokenizer(clip, parse.GetValue(vocab));
+            using var classifier = ZeroShotClassifier.Create(clip, tokenizer, prompts);
+            var preprocessor = new ClipImagePreprocessor(clip.ImageResolution);
+
+            var stdout = Console.Out;
+            stdout.WriteLine("image,rank,label,probability");
+            for (int start = 0; start < paths.Length; start += batchSize)
+            {
+                var chunk = paths.Skip(start).Take(batchSize).ToArray();
+                using var scope = NewDisposeScope();
+                Tensor pixels;
+                try { pixels = preprocessor.PreprocessBatch(chunk); }
+                catch (ClipImageException e) when (e.Index is { } i)
+                {
+                    throw new CliInputException($"--images item {start + i + 1} ({e.Input}): {e.Problem}", e);
+                }
+                var probabilities = classifier.Probabilities(clip.EncodeImage(pixels)).cpu();
+                var (values, indices) = probabilities.topk(k, dim: 1);
+                var p = values.contiguous().data<float>().ToArray();
+                var idx = indices.contiguous().data<long>().ToArray();
+                for (int i = 0; i < chunk.Length; i++)
+                    for (int r = 0; r < k; r++)
+                        stdout.WriteLine(string.Join(',', Csv(chunk[i]), (r + 1).ToString(CultureInfo.InvariantCulture),
+                            Csv(classifier.ClassNames[(int)idx[i * k + r]]), p[i * k + r].ToString("0.########", CultureInfo.InvariantCulture)));
+            }
+            return ExitCodes.Ok;
+        }));
+        return command;
+    }
+
+    private static IReadOnlyList<string> ReadLabels(string? inline, string? file)
+    {
+        if ((inline is null) == (file is null)) throw new CliInputException("give exactly one of --labels and --labels-file");
+        var names = inline is not null
+            ? inline.Split(',').Select(s => s.Trim()).ToList()
+            : TextLines.ReadFile(file!).Select(s => s.Trim()).ToList();
+        // A trailing blank line in a labels file is not a class; blank names elsewhere are an error.
+        while (names.Count > 0 && names[^1].Length == 0) names.RemoveAt(names.Count - 1);
+        if (names.Count == 0) throw new CliInputException($"{(file ?? "--labels")}: no class names");
+        int blank = names.FindIndex(n => n.Length == 0);
+        if (blank >= 0) throw new CliInputException(file is null ? "--labels has an empty class name" : $"{file}, line {blank + 1}: empty class name");
+        return names;
+    }
+
+    private static IReadOnlyList<string> ReadTemplates(string file)
+    {
+        var lines = TextLines.ReadFile(file).Where(l => l.Trim().Length > 0).ToList();
+        if (lines.Count == 0) throw new CliInputException($"{file}: no templates");
+        int bad = lines.FindIndex(l => !l.Contains("{}", StringComparison.Ordinal));
+        if (bad >= 0) throw new CliInputException($"{file}: the template \"{lines[bad]}\" has no {{}} where the class name goes");
+        return lines;
+    }
+
+    private static string Csv(string field) =>
+        field.IndexOfAny(new[] { ',', '"', '\n', '\r' }) < 0 ? field : "\"" + field.Replace("\"", "\"\"") + "\"";
+}

@@ -1,0 +1,163 @@
+using System.Text.Json;
+using System.Text.Json.Nodes;
+using Microsoft.ML;
+using Microsoft.ML.Data;
+using Microsoft.ML.Runtime;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace Clip.MLNet.Transforms;
+
+/// <summary>
+/// Estimator for <see cref="ClipImageEmbeddingTransformer"/>: CLIP image embeddings of an image column
+/// (MLImage, file path or encoded bytes) as a fixed-size float vector, L2-normalized by default.
+/// Nothing is trained: <see cref="Fit"/> checks the schema and returns the transformer.
+/// </summary>
+public sealed class ClipImageEmbeddingEstimator : IEstimator<ClipImageEmbeddingTransformer>
+{
+    /// <summary>Options of <see cref="ClipImageEmbeddingEstimator"/>.</summary>
+    public sealed class Options
+    {
+        /// <summary>The output column: a vector of <c>embed_dim</c> floats. Default <c>Features</c>.</summary>
+        public string OutputColumnName { get; set; } = "Features";
+        /// <summary>The image column: MLImage, a text path, or a vector of bytes. Default <c>Image</c>.</summary>
+        public string InputColumnName { get; set; } = "Image";
+        /// <summary>Folder that relative paths in a path column are resolved against (as <c>LoadImages</c>'s imageFolder).</summary>
+        public string? ImageFolder { get; set; }
+        /// <summary>L2-normalize the embeddings (default true), as for cosine similarity.</summary>
+        public bool Normalize { get; set; } = true;
+        /// <summary>Rows per forward pass (default 32). Results do not depend on it.</summary>
+        public int BatchSize { get; set; } = 32;
+        /// <summary>Threads decoding and preprocessing images beside the forward pass (default 1).</summary>
+        public int PreprocessThreads { get; set; } = 1;
+        /// <summary>What a row whose image cannot be read does: an error (default) or missing outputs.</summary>
+        public BadRowHandling BadRows { get; set; } = BadRowHandling.Error;
+        /// <summary>Images with more pixels than this are refused before being decoded whole (null: the preprocessor's default).</summary>
+        public long? MaxImagePixels { get; set; }
+    }
+
+    private readonly ClipModel model;
+    private readonly Options options;
+
+    /// <summary>Creates the estimator over a loaded model (not owned: dispose it yourself after the transformers).</summary>
+    public ClipImageEmbeddingEstimator(ClipModel model, Options? options = null)
+    {
+        this.model = model ?? throw new ArgumentNullException(nameof(model));
+        this.options = options ?? new Options();
+        if (this.options.BatchSize <= 0) throw new ArgumentOutOfRangeException(nameof(options), "BatchSize must be positive.");
+    }
+
+    /// <summary>Checks the input column and returns the transformer.</summary>
+    public ClipImageEmbeddingTransformer Fit(IDataView input)
+    {
+        ImageInput.Check(input.Schema, options.InputColumnName);
+        return new ClipImageEmbeddingTransformer(model, options);
+    }
+
+    /// <inheritdoc />
+    public SchemaShape GetOutputSchema(SchemaShape inputSchema)
+    {
+        ImageInput.Check(inputSchema, options.InputColumnName);
+        return MLNetInterop.WithOutputs(inputSchema, new[]
+        {
+            MLNetInterop.ShapeColumn(options.OutputColumnName, SchemaShape.Column.VectorKind.Vector, NumberDataViewType.Single, false),
+        });
+    }
+}
+
+/// <summary>
+/// CLIP image embeddings as an ML.NET transformer. Rows are processed in batches of
+/// <see cref="ClipImageEmbeddingEstimator.Options.BatchSize"/>; results and order equal batch size 1.
+/// Safe to use from several threads; dispose it to free weights it owns.
+/// </summary>
+public sealed class ClipImageEmbeddingTransformer : ClipTransformerBase
+{
+    private readonly Stage stage;
+
+    internal ClipImageEmbeddingTransformer(ClipModel model, ClipImageEmbeddingEstimator.Options options)
+    {
+        Model = model;
+        Options = options;
+        var preprocessor = new ClipImagePreprocessor(model.ImageResolution);
+        if (options.MaxImagePixels is { } max) preprocessor = new ClipImagePreprocessor(model.ImageResolution) { MaxPixels = max };
+        stage = new Stage(model, preprocessor, options);
+    }
+
+    /// <summary>The model computing the embeddings.</summary>
+    public ClipModel Model { get; }
+
+    /// <summary>The options the transformer was made with.</summary>
+    public ClipImageEmbeddingEstimator.Options Options { get; }
+
+    /// <summary>Length of the embedding vectors.</summary>
+    public int EmbeddingSize => Model.Config.EmbedDim;
+
+    internal override BatchStage Core => stage;
+
+    internal const string Kind = "ClipImageEmbedding";
+    internal override string PersistKind => Kind;
+
+    internal override JsonObject SaveState(PipelineWriter writer)
+    {
+        var state = JsonSerializer.SerializeToNode(Options)!.AsObject();
+        state["model"] = writer.AddModel(Model);
+        return state;
+    }
+
+    internal static ClipImageEmbeddingTransformer Load(JsonObject state, PipelineReader reader)
+    {
+        var options = state.Deserialize<ClipImageEmbeddingEstimator.Options>()!;
+        var (model, reference) = reader.Model((string)state["model"]!);
+        var transformer = new ClipImageEmbeddingTransformer(model, options);
+        transformer.Own(reference);
+        return transformer;
+    }
+
+    private sealed class Stage(ClipModel model, ClipImagePreprocessor preprocessor, ClipImageEmbeddingEstimator.Options options) : BatchStage
+    {
+        private readonly BatchOutputColumn[] outputs =
+        {
+            new(options.OutputColumnName, OutputKind.FloatVector, model.Config.EmbedDim, new VectorDataViewType(NumberDataViewType.Single, model.Config.EmbedDim)),
+        };
+
+        public override string InputColumnName => options.InputColumnName;
+        public override IReadOnlyList<BatchOutputColumn> Outputs => outputs;
+        public override int BatchSize => options.BatchSize;
+        public override int PrepareThreads => options.PreprocessThreads;
+        public override BadRowHandling BadRows => options.BadRows;
+        public override void CheckInput(DataViewSchema inputSchema) => ImageInput.Check(inputSchema, options.InputColumnName);
+        public override BatchWorker CreateWorker(DataViewSchema.Column input) => new Worker(model, preprocessor, options);
+    }
+
+    private sealed class Worker(ClipModel model, ClipImagePreprocessor preprocessor, ClipImageEmbeddingEstimator.Options options) : BatchWorker
+    {
+        private readonly List<Tensor> buffers = new();
+
+        public override object CreateBuffer(int capacity)
+        {
+            var buffer = ImageInput.CreatePixelBuffer(capacity, preprocessor.Size).DetachFromDisposeScope();
+            buffers.Add(buffer);
+            return buffer;
+        }
+
+        public override void Prepare(object buffer, int slot, object? value) =>
+            ImageInput.Preprocess(preprocessor, value, options.ImageFolder, ImageInput.Slot((Tensor)buffer, slot));
+
+        public override string? Describe(object? value) => ImageInput.Describe(value, options.ImageFolder);
+
+        public override void Compute(object buffer, int count, bool[] valid, BatchOutputs outputs)
+        {
+            using var scope = NewDisposeScope();
+            var slots = ImageInput.ValidSlots(valid, count);
+            var features = model.EncodeImage(ImageInput.ValidRows((Tensor)buffer, slots, count));
+            if (options.Normalize) features = ClipModel.Normalize(features);
+            ImageInput.ScatterRows(features, outputs.Floats[0], model.Config.EmbedDim, slots);
+        }
+
+        public override void Dispose()
+        {
+            foreach (var b in buffers) b.Dispose();
+            buffers.Clear();
+        }
+    }
+}

@@ -1,0 +1,205 @@
+using System.Runtime.InteropServices;
+using System.Text.Json;
+using System.Text.Json.Nodes;
+using Microsoft.ML;
+using Microsoft.ML.Data;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace Clip.MLNet.Transforms;
+
+/// <summary>
+/// Estimator for <see cref="ClipTextEmbeddingTransformer"/>: CLIP text embeddings of a text column as a
+/// fixed-size float vector, L2-normalized by default. Nothing is trained: <see cref="Fit"/> checks the schema.
+/// </summary>
+public sealed class ClipTextEmbeddingEstimator : IEstimator<ClipTextEmbeddingTransformer>
+{
+    /// <summary>Options of <see cref="ClipTextEmbeddingEstimator"/>.</summary>
+    public sealed class Options
+    {
+        /// <summary>The output column: a vector of <c>embed_dim</c> floats. Default <c>Features</c>.</summary>
+        public string OutputColumnName { get; set; } = "Features";
+        /// <summary>The text column. Default <c>Text</c>.</summary>
+        public string InputColumnName { get; set; } = "Text";
+        /// <summary>L2-normalize the embeddings (default true).</summary>
+        public bool Normalize { get; set; } = true;
+        /// <summary>Texts longer than the context are truncated, keeping the end-of-text token (default true); false makes them an error.</summary>
+        public bool Truncate { get; set; } = true;
+        /// <summary>Rows per forward pass (default 64). Results do not depend on it.</summary>
+        public int BatchSize { get; set; } = 64;
+        /// <summary>What a row that cannot be encoded (an over-long text without truncation) does.</summary>
+        public BadRowHandling BadRows { get; set; } = BadRowHandling.Error;
+    }
+
+    private readonly ClipModel model;
+    private readonly ClipTokenizer tokenizer;
+    private readonly Options options;
+
+    /// <summary>Creates the estimator over a loaded model and its tokenizer (neither owned).</summary>
+    public ClipTextEmbeddingEstimator(ClipModel model, ClipTokenizer tokenizer, Options? options = null)
+    {
+        this.model = model ?? throw new ArgumentNullException(nameof(model));
+        this.tokenizer = tokenizer ?? throw new ArgumentNullException(nameof(tokenizer));
+        this.options = options ?? new Options();
+        if (this.options.BatchSize <= 0) throw new ArgumentOutOfRangeException(nameof(options), "BatchSize must be positive.");
+        TextInput.CheckTokenizer(model, tokenizer);
+    }
+
+    /// <summary>Checks the input column and returns the transformer.</summary>
+    public ClipTextEmbeddingTransformer Fit(IDataView input)
+    {
+        TextInput.Check(input.Schema, options.InputColumnName);
+        return new ClipTextEmbeddingTransformer(model, tokenizer, options);
+    }
+
+    /// <inheritdoc />
+    public SchemaShape GetOutputSchema(SchemaShape inputSchema)
+    {
+        TextInput.Check(inputSchema, options.InputColumnName);
+        return MLNetInterop.WithOutputs(inputSchema, new[]
+        {
+            MLNetInterop.ShapeColumn(options.OutputColumnName, SchemaShape.Column.VectorKind.Vector, NumberDataViewType.Single, false),
+        });
+    }
+}
+
+/// <summary>CLIP text embeddings as an ML.NET transformer, batched; safe to use from several threads.</summary>
+public sealed class ClipTextEmbeddingTransformer : ClipTransformerBase
+{
+    private readonly Stage stage;
+
+    internal ClipTextEmbeddingTransformer(ClipModel model, ClipTokenizer tokenizer, ClipTextEmbeddingEstimator.Options options)
+    {
+        Model = model;
+        Tokenizer = tokenizer;
+        Options = options;
+        stage = new Stage(model, tokenizer, options);
+    }
+
+    /// <summary>The model computing the embeddings.</summary>
+    public ClipModel Model { get; }
+
+    /// <summary>The tokenizer turning texts into ids.</summary>
+    public ClipTokenizer Tokenizer { get; }
+
+    /// <summary>The options the transformer was made with.</summary>
+    public ClipTextEmbeddingEstimator.Options Options { get; }
+
+    internal override BatchStage Core => stage;
+
+    internal const string Kind = "ClipTextEmbedding";
+    internal override string PersistKind => Kind;
+
+    internal override JsonObject SaveState(PipelineWriter writer)
+    {
+        var state = JsonSerializer.SerializeToNode(Options)!.AsObject();
+        state["model"] = writer.AddModel(Model);
+        state["tokenizer"] = writer.AddTokenizer(Tokenizer);
+        return state;
+    }
+
+    internal static ClipTextEmbeddingTransformer Load(JsonObject state, PipelineReader reader)
+    {
+        var options = state.Deserialize<ClipTextEmbeddingEstimator.Options>()!;
+        var (model, reference) = reader.Model((string)state["model"]!);
+        var transformer = new ClipTextEmbeddingTransformer(model, reader.Tokenizer((string)state["tokenizer"]!), options);
+        transformer.Own(reference);
+        return transformer;
+    }
+
+    private sealed class Stage(ClipModel model, ClipTokenizer tokenizer, ClipTextEmbeddingEstimator.Options options) : BatchStage
+    {
+        private readonly BatchOutputColumn[] outputs =
+        {
+            new(options.OutputColumnName, OutputKind.FloatVector, model.Config.EmbedDim, new VectorDataViewType(NumberDataViewType.Single, model.Config.EmbedDim)),
+        };
+
+        public override string InputColumnName => options.InputColumnName;
+        public override IReadOnlyList<BatchOutputColumn> Outputs => outputs;
+        public override int BatchSize => options.BatchSize;
+        public override int PrefetchBatches => 0;   // tokenizing is cheap next to the forward pass
+        public override BadRowHandling BadRows => options.BadRows;
+        public override void CheckInput(DataViewSchema inputSchema) => TextInput.Check(inputSchema, options.InputColumnName);
+        public override BatchWorker CreateWorker(DataViewSchema.Column input) => new Worker(model, tokenizer, options);
+    }
+
+    private sealed class Worker(ClipModel model, ClipTokenizer tokenizer, ClipTextEmbeddingEstimator.Options options) : BatchWorker
+    {
+        private readonly List<Tensor> buffers = new();
+
+        public override object CreateBuffer(int capacity)
+        {
+            var buffer = torch.zeros(capacity, tokenizer.ContextLength, ScalarType.Int64).DetachFromDisposeScope();
+            buffers.Add(buffer);
+            return buffer;
+        }
+
+        public override void Prepare(object buffer, int slot, object? value) =>
+            TextInput.Tokenize(tokenizer, value, options.Truncate, (Tensor)buffer, slot);
+
+        public override string? Describe(object? value) => TextInput.Describe(value);
+
+        public override void Compute(object buffer, int count, bool[] valid, BatchOutputs outputs)
+        {
+            using var scope = NewDisposeScope();
+            var slots = ImageInput.ValidSlots(valid, count);
+            var features = model.EncodeText(ImageInput.ValidRows((Tensor)buffer, slots, count));
+            if (options.Normalize) features = ClipModel.Normalize(features);
+            ImageInput.ScatterRows(features, outputs.Floats[0], model.Config.EmbedDim, slots);
+        }
+
+        public override void Dispose()
+        {
+            foreach (var b in buffers) b.Dispose();
+            buffers.Clear();
+        }
+    }
+}
+
+/// <summary>Reading a text column for CLIP.</summary>
+internal static class TextInput
+{
+    public static void Check(DataViewSchema inputSchema, string column)
+    {
+        var col = inputSchema.GetColumnOrNull(column);
+        if (col is null) throw new ArgumentOutOfRangeException(nameof(inputSchema), $"Input column '{column}' not found; CLIP text transforms take a text column.");
+        if (col.Value.Type is not TextDataViewType)
+            throw new ArgumentOutOfRangeException(nameof(inputSchema), $"Schema mismatch for input column '{column}': expected text (String), got {col.Value.Type}.");
+    }
+
+    public static void Check(SchemaShape inputSchema, string column)
+    {
+        if (!inputSchema.TryFind(column, out var col))
+            throw new ArgumentOutOfRangeException(nameof(inputSchema), $"Input column '{column}' not found; CLIP text transforms take a text column.");
+        if (col.Kind != SchemaShape.Column.VectorKind.Scalar || col.ItemType is not TextDataViewType || col.IsKey)
+            throw new ArgumentOutOfRangeException(nameof(inputSchema), $"Schema mismatch for input column '{column}': expected text (String), got {ImageInput.Describe(col)}.");
+    }
+
+    public static void CheckTokenizer(ClipModel model, ClipTokenizer tokenizer)
+    {
+        if (tokenizer.ContextLength > model.ContextLength)
+            throw new ArgumentException($"The tokenizer's context length {tokenizer.ContextLength} exceeds the model's {model.ContextLength}.");
+        if (tokenizer.VocabularySize > model.Config.VocabSize)
+            throw new ArgumentException($"The tokenizer's vocabulary ({tokenizer.VocabularySize} ids) is larger than the model's token table ({model.Config.VocabSize}).");
+    }
+
+    public static void Tokenize(ClipTokenizer tokenizer, object? value, bool truncate, Tensor buffer, int slot)
+    {
+        var text = value switch
+        {
+            ReadOnlyMemory<char> m => m.ToString(),
+            null => "",
+            _ => throw new InvalidDataException($"unsupported text value of type {value.GetType().Name}"),
+        };
+        int length = tokenizer.ContextLength;
+        var row = MemoryMarshal.Cast<byte, long>(buffer.bytes).Slice(slot * length, length);
+        tokenizer.EncodeInto(text, row, truncate);
+    }
+
+    public static string? Describe(object? value)
+    {
+        if (value is not ReadOnlyMemory<char> m) return null;
+        var s = m.ToString();
+        return s.Length <= 60 ? $"text \"{s}\"" : $"text \"{s[..57]}...\"";
+    }
+}
