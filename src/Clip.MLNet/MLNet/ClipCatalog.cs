@@ -91,6 +91,15 @@ public static class ClipCatalog
         string inputColumnName, IReadOnlyList<string> classNames, BadRowHandling unknownLabels = BadRowHandling.Error) =>
         new(outputColumnName, inputColumnName, classNames, unknownLabels);
 
+    /// <summary>
+    /// Contrastive training on an image column and a caption column: fine-tunes <paramref name="model"/> (in place)
+    /// or, when it is null, trains a new model of <see cref="ClipContrastiveEstimator.Options.Config"/> from scratch.
+    /// <c>Fit</c> returns an image-embedding transformer carrying the trained model and its training log; progress
+    /// goes to ML.NET's progress channel.
+    /// </summary>
+    public static ClipContrastiveEstimator ClipTrain(this TransformsCatalog catalog, ClipModel? model, ClipContrastiveEstimator.Options options, ClipTokenizer? tokenizer = null) =>
+        new(MLNetInterop.EnvironmentOf(catalog), model, tokenizer, options);
+
     private static ClipTokenizer TokenizerOf(ClipModel model, ClipTokenizer? tokenizer)
     {
         ArgumentNullException.ThrowIfNull(model);

@@ -89,6 +89,9 @@ public sealed class ClipImageEmbeddingTransformer : ClipTransformerBase
     /// <summary>The options the transformer was made with.</summary>
     public ClipImageEmbeddingEstimator.Options Options { get; }
 
+    /// <summary>The training log when this transformer came from <see cref="ClipContrastiveEstimator"/>; otherwise null.</summary>
+    public Clip.MLNet.Training.ClipTrainingHistory? TrainingHistory { get; internal set; }
+
     /// <summary>Length of the embedding vectors.</summary>
     public int EmbeddingSize => Model.Config.EmbedDim;
 

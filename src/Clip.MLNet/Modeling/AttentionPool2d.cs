@@ -26,6 +26,13 @@ internal sealed class AttentionPool2d : nn.Module<Tensor, Tensor>
         q_proj = nn.Linear(embedDim, embedDim, device: device);
         v_proj = nn.Linear(embedDim, embedDim, device: device);
         c_proj = nn.Linear(embedDim, outputDim, device: device);
+        if (device is null || device.type != DeviceType.META)
+        {
+            // OpenAI's initialisation: normal(std = in_features^-0.5) for the four projections.
+            using var _ = torch.no_grad();
+            double std = Math.Pow(embedDim, -0.5);
+            foreach (var l in new[] { q_proj, k_proj, v_proj, c_proj }) nn.init.normal_(l.weight!, std: std);
+        }
         RegisterComponents();
     }
 

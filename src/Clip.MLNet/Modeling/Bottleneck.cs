@@ -42,6 +42,8 @@ internal sealed class Bottleneck : nn.Module<Tensor, Tensor>
                 ("0", nn.Conv2d(inplanes, planes * Expansion, 1, bias: false, device: device)),
                 ("1", nn.BatchNorm2d(planes * Expansion, device: device)));
         }
+        if (device is null || device.type != DeviceType.META)
+            using (torch.no_grad()) bn3.weight!.zero_();   // OpenAI's init: each residual branch starts as zero
         RegisterComponents();
     }
 

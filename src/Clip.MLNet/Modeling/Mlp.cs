@@ -18,6 +18,13 @@ internal sealed class Mlp : nn.Module<Tensor, Tensor>
         RegisterComponents();
     }
 
+    internal void Initialize(double fcStd, double projectionStd)
+    {
+        using var _ = torch.no_grad();
+        nn.init.normal_(c_fc.weight!, std: fcStd);
+        nn.init.normal_(c_proj.weight!, std: projectionStd);
+    }
+
     public override Tensor forward(Tensor x)
     {
         using var scope = NewDisposeScope();

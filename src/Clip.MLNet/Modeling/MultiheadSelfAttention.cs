@@ -26,8 +26,21 @@ internal sealed class MultiheadSelfAttention : nn.Module<Tensor, Tensor>
         in_proj_bias = new Parameter(torch.zeros(3 * width, device: device));
         out_proj = nn.Linear(width, width, device: device);
         if (device is null || device.type != DeviceType.META)
-            using (torch.no_grad()) nn.init.xavier_uniform_(in_proj_weight);
+        {
+            // torch.nn.MultiheadAttention's initialisation: Xavier for the packed projection, zero biases.
+            using var _ = torch.no_grad();
+            nn.init.xavier_uniform_(in_proj_weight);
+            out_proj.bias!.zero_();
+        }
         RegisterComponents();
+    }
+
+    /// <summary>OpenAI's text-transformer initialisation: normal with the given standard deviations.</summary>
+    internal void Initialize(double attentionStd, double projectionStd)
+    {
+        using var _ = torch.no_grad();
+        nn.init.normal_(in_proj_weight, std: attentionStd);
+        nn.init.normal_(out_proj.weight!, std: projectionStd);
     }
 
     public override Tensor forward(Tensor x)

@@ -20,6 +20,12 @@ internal sealed class ResidualAttentionBlock : nn.Module<Tensor, Tensor>
         RegisterComponents();
     }
 
+    internal void Initialize(double attentionStd, double projectionStd, double fcStd)
+    {
+        attn.Initialize(attentionStd, projectionStd);
+        mlp.Initialize(fcStd, projectionStd);
+    }
+
     public override Tensor forward(Tensor x)
     {
         // One scope per block: intermediates die here, not at the end of the whole tower.

@@ -30,6 +30,7 @@ internal sealed class TextTransformer : nn.Module<Tensor, Tensor>
             nn.init.normal_(token_embedding.weight!, std: 0.02);
             nn.init.normal_(positional_embedding, std: 0.01);
             nn.init.normal_(text_projection, std: Math.Pow(width, -0.5));
+            transformer.InitializeAsText(width);
         }
         RegisterComponents();
     }

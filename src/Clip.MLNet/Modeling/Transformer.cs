@@ -17,6 +17,15 @@ internal sealed class Transformer : nn.Module<Tensor, Tensor>
         RegisterComponents();
     }
 
+    /// <summary>OpenAI's initialisation of the text transformer (CLIP.initialize_parameters).</summary>
+    internal void InitializeAsText(long width)
+    {
+        double projStd = Math.Pow(width, -0.5) * Math.Pow(2 * resblocks.Count, -0.5);
+        double attnStd = Math.Pow(width, -0.5);
+        double fcStd = Math.Pow(2 * width, -0.5);
+        foreach (var block in resblocks) block.Initialize(attnStd, projStd, fcStd);
+    }
+
     public override Tensor forward(Tensor x)
     {
         var h = x;

@@ -125,6 +125,23 @@ public sealed class ClipTokenizer
         return FromBpeVocabulary(path, contextLength);
     }
 
+    /// <summary>
+    /// Learns a byte-level BPE vocabulary from <paramref name="texts"/> (typically the captions of a training set), for
+    /// models trained from scratch: no download, and every frequent caption word becomes one token. Words never seen
+    /// fall back to smaller pieces, down to single bytes, as in CLIP's own vocabulary. The result behaves and
+    /// serializes like any CLIP tokenizer.
+    /// </summary>
+    /// <param name="texts">The corpus; cleaned and split exactly as encoding will do.</param>
+    /// <param name="contextLength">Tokens per encoded text, start and end tokens included.</param>
+    /// <param name="maxMerges">Upper bound on learned merges (vocabulary size = 514 + merges).</param>
+    public static ClipTokenizer Train(IEnumerable<string> texts, int contextLength = 77, int maxMerges = 16_000)
+    {
+        ArgumentNullException.ThrowIfNull(texts);
+        if (maxMerges < 0) throw new ArgumentOutOfRangeException(nameof(maxMerges));
+        var merges = ClipBpeTrainer.LearnMerges(texts, maxMerges);
+        return new ClipTokenizer(ClipBpeVocabulary.FromMerges(merges, "a vocabulary learned from training texts"), contextLength);
+    }
+
     /// <summary>Tokens per encoded text, the start and end tokens included (77 for every published CLIP model).</summary>
     public int ContextLength { get; }
 

@@ -1,0 +1,401 @@
+using System.Diagnostics;
+using System.Runtime.InteropServices;
+using System.Text.Json;
+using System.Text.Json.Nodes;
+using TorchSharp;
+using TorchSharp.Modules;
+using static TorchSharp.torch;
+
+namespace Clip.MLNet.Training;
+
+/// <summary>
+/// Contrastive training of a CLIP model on image-caption pairs, from scratch or fine-tuning: CLIP's symmetric
+/// cross-entropy with a learnable temperature (clamped), AdamW without decay on gains and biases, linear warm-up
+/// then cosine decay, exact gradient accumulation, optional tower locking and augmentation, checkpoints that
+/// resume to the same state, and cancellation that stops cleanly at the next step.
+/// </summary>
+public sealed class ClipTrainer
+{
+    private const string StateFile = "trainer.json";
+    private const string ModelFile = "model.safetensors";
+    private const string OptimizerFile = "optimizer.bin";
+
+    /// <summary>Creates a trainer for <paramref name="model"/> (trained in place) with <paramref name="tokenizer"/>.</summary>
+    public ClipTrainer(ClipModel model, ClipTokenizer tokenizer, ClipTrainingOptions? options = null)
+    {
+        Model = model ?? throw new ArgumentNullException(nameof(model));
+        Tokenizer = tokenizer ?? throw new ArgumentNullException(nameof(tokenizer));
+        Options = options ?? new ClipTrainingOptions();
+        if (tokenizer.VocabularySize > model.Config.VocabSize)
+            throw new ArgumentException($"The tokenizer has {tokenizer.VocabularySize} tokens but the model's table {model.Config.VocabSize}.");
+        if (tokenizer.ContextLength > model.ContextLength)
+            throw new ArgumentException($"The tokenizer's context length {tokenizer.ContextLength} exceeds the model's {model.ContextLength}.");
+    }
+
+    /// <summary>The model being trained.</summary>
+    public ClipModel Model { get; }
+
+    /// <summary>The tokenizer of the captions (attached to the model and saved with it).</summary>
+    public ClipTokenizer Tokenizer { get; }
+
+    /// <summary>The training options.</summary>
+    public ClipTrainingOptions Options { get; }
+
+    private sealed record Batch(Tensor Pixels, string[] Captions, int Skipped);
+
+    /// <summary>Trains on <paramref name="data"/>; returns the per-epoch log. The model is left in evaluation mode.</summary>
+    /// <exception cref="InvalidDataException">A pair is bad and <see cref="ClipTrainingOptions.BadRows"/> is Error, or a checkpoint does not fit.</exception>
+    /// <exception cref="OperationCanceledException">Only when cancelled before the first step; later cancellation returns with <see cref="ClipTrainingHistory.Cancelled"/>.</exception>
+    public ClipTrainingHistory Train(ClipTrainingData data, IProgress<ClipTrainingProgress>? progress = null, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(data);
+        var o = Options;
+        o.Validate();
+        if (Model.ComputeType != ScalarType.Float32)
+            throw new InvalidOperationException("Training runs in float32; load or create the model without a reduced precision.");
+        if (data.Count == 0) throw new InvalidDataException("The training data is empty.");
+        if (data.Count < 2) throw new InvalidDataException("The training data has 1 pair; the contrastive loss needs at least 2.");
+        cancellationToken.ThrowIfCancellationRequested();
+
+        Model.Tokenizer = Tokenizer;
+        int batchSize = Math.Min(o.BatchSize, data.Count);
+        int stepsPerEpoch = data.Count / batchSize;
+        int totalSteps = stepsPerEpoch * o.Epochs;
+        var history = new ClipTrainingHistory();
+
+        var visualParams = Model.Visual.parameters().ToList();
+        var textParams = Model.Text.parameters().ToList();
+        foreach (var p in visualParams) p.requires_grad = !o.LockImageTower;
+        foreach (var p in textParams) p.requires_grad = !o.LockTextTower;
+        var trainable = Model.named_parameters().Where(np => np.parameter.requires_grad).ToList();
+        var decay = trainable.Where(np => np.parameter.dim() >= 2).Select(np => np.parameter).ToList();
+        var noDecay = trainable.Where(np => np.parameter.dim() < 2).Select(np => np.parameter).ToList();
+        using var optimizer = torch.optim.AdamW(new[]
+        {
+            new AdamW.ParamGroup(decay, o.LearningRate, o.Beta1, o.Beta2, o.Epsilon, o.WeightDecay),
+            new AdamW.ParamGroup(noDecay, o.LearningRate, o.Beta1, o.Beta2, o.Epsilon, 0.0),
+        }, o.LearningRate, o.Beta1, o.Beta2, o.Epsilon, o.WeightDecay);
+
+        int startStep = 0;
+        if (o.ResumeFrom is { } resume)
+            startStep = LoadCheckpoint(resume, optimizer, stepsPerEpoch, batchSize, history);
+
+        double maxLogit = Math.Log(o.MaxLogitScale);
+        int resolution = Model.ImageResolution;
+        var epochWatch = new Stopwatch();
+        double epochLoss = 0, epochAccuracy = 0;
+        int epochSteps = 0, epochPairs = 0;
+        SetTrainMode(true);
+        try
+        {
+            var pending = startStep < totalSteps ? PrepareAsync(data, startStep, stepsPerEpoch, batchSize, resolution) : null;
+            epochWatch.Start();
+            for (int step = startStep; step < totalSteps; step++)
+            {
+                var batch = pending!.GetAwaiter().GetResult();
+                pending = step + 1 < totalSteps ? PrepareAsync(data, step + 1, stepsPerEpoch, batchSize, resolution) : null;
+                history.SkippedPairs += batch.Skipped;
+
+                double lr = LearningRateSchedule.At(step, totalSteps, o.WarmupSteps, o.LearningRate);
+                foreach (var group in optimizer.ParamGroups) group.LearningRate = lr;
+
+                double loss, accuracy;
+                using (batch.Pixels)
+                {
+                    if (batch.Captions.Length < 2) { loss = double.NaN; accuracy = double.NaN; }
+                    else (loss, accuracy) = Step(optimizer, batch, step);
+                }
+                using (torch.no_grad()) Model.LogitScaleParameter.clamp_(0, maxLogit);
+
+                history.StepLosses.Add(loss);
+                history.CompletedSteps = step + 1;
+                if (!double.IsNaN(loss)) { epochLoss += loss; epochAccuracy += accuracy; epochSteps++; }
+                epochPairs += batch.Captions.Length;
+                int epoch = step / stepsPerEpoch + 1;
+                double rate = epochPairs / Math.Max(1e-9, epochWatch.Elapsed.TotalSeconds);
+                progress?.Report(new ClipTrainingProgress(step + 1, totalSteps, epoch, o.Epochs, loss, accuracy, lr, Model.LogitScale, rate));
+
+                bool endOfEpoch = (step + 1) % stepsPerEpoch == 0;
+                if (endOfEpoch)
+                {
+                    epochWatch.Stop();
+                    var log = new ClipEpochLog
+                    {
+                        Epoch = epoch,
+                        Loss = epochSteps > 0 ? epochLoss / epochSteps : double.NaN,
+                        Accuracy = epochSteps > 0 ? epochAccuracy / epochSteps : double.NaN,
+                        LearningRate = lr,
+                        LogitScale = Model.LogitScale,
+                        Seconds = epochWatch.Elapsed.TotalSeconds,
+                        PairsPerSecond = rate,
+                    };
+                    if (o.EpochEvaluation is { } evaluate)
+                    {
+                        SetTrainMode(false);
+                        foreach (var (k, v) in evaluate(Model, epoch)) log.Metrics[k] = v;
+                        SetTrainMode(true);
+                    }
+                    history.Epochs.Add(log);
+                    epochLoss = epochAccuracy = 0;
+                    epochSteps = epochPairs = 0;
+                    epochWatch.Restart();
+                }
+                bool cancel = cancellationToken.IsCancellationRequested && step + 1 < totalSteps;
+                bool periodic = o.CheckpointEverySteps > 0 && (step + 1) % o.CheckpointEverySteps == 0;
+                if (o.CheckpointFolder is not null && (endOfEpoch || periodic || cancel || step + 1 == totalSteps))
+                    SaveCheckpoint(o.CheckpointFolder, optimizer, step + 1, stepsPerEpoch, batchSize, history);
+                if (cancel)
+                {
+                    history.Cancelled = true;
+                    pending?.ContinueWith(t => { if (t.IsCompletedSuccessfully) t.Result.Pixels.Dispose(); });
+                    break;
+                }
+            }
+        }
+        finally
+        {
+            SetTrainMode(false);
+            foreach (var p in visualParams.Concat(textParams)) p.requires_grad = true;
+        }
+        history.SkippedPairs = data.SkippedPairs;
+        return history;
+    }
+
+    private void SetTrainMode(bool train)
+    {
+        Model.eval();
+        if (!train) return;
+        if (!Options.LockImageTower) Model.Visual.train();
+        if (!Options.LockTextTower) Model.Text.train();
+    }
+
+    private (double Loss, double Accuracy) Step(AdamW optimizer, Batch batch, int step)
+    {
+        var o = Options;
+        optimizer.zero_grad();
+        int n = batch.Captions.Length;
+        var pixels = batch.Pixels;
+        if (o.Augmentation is { } augmentation)
+        {
+            var random = new Random(HashCode.Combine(o.Seed, step, 0x5eed));
+            pixels = RandomResizedCrop.Apply(pixels, augmentation, random);
+        }
+        var captionIds = CaptionIds(batch.Captions, out var unique, out var inverse);
+        long[]? positives = o.IdenticalCaptionsArePositives ? captionIds : null;
+
+        int micro = Math.Min(o.AccumulationSteps, n);
+        var bounds = Enumerable.Range(0, micro + 1).Select(j => (int)((long)n * j / micro)).ToArray();
+        double loss, accuracy;
+        using var scope = NewDisposeScope();
+        if (micro == 1)
+        {
+            var image = ImageFeatures(pixels);
+            var text = TextFeatures(batch.Captions, 0, n);
+            var (l, acc) = ContrastiveLoss.Compute(image, text, Model.LogitScaleParameter.exp(), positives);
+            l.backward();
+            loss = l.item<float>();
+            accuracy = acc;
+        }
+        else
+        {
+            // Exact accumulation: features of all micro-batches first without gradients; then each micro-batch
+            // again with gradients, its live features in place of its cached ones, so every pass differentiates
+            // the full-batch loss with respect to its own part. The temperature is live in one pass only.
+            var cachedImages = new Tensor[micro];
+            var cachedTexts = new Tensor[micro];
+            using (torch.no_grad())
+            {
+                for (int j = 0; j < micro; j++)
+                {
+                    cachedImages[j] = ImageFeatures(pixels.narrow(0, bounds[j], bounds[j + 1] - bounds[j]));
+                    cachedTexts[j] = TextFeatures(batch.Captions, bounds[j], bounds[j + 1]);
+                }
+            }
+            loss = 0;
+            accuracy = 0;
+            for (int j = 0; j < micro; j++)
+            {
+                using var inner = NewDisposeScope();
+                var image = ImageFeatures(pixels.narrow(0, bounds[j], bounds[j + 1] - bounds[j]));
+                var text = TextFeatures(batch.Captions, bounds[j], bounds[j + 1]);
+                var images = torch.cat(cachedImages.Select((c, k) => k == j ? image : c).ToArray(), 0);
+                var texts = torch.cat(cachedTexts.Select((c, k) => k == j ? text : c).ToArray(), 0);
+                var scale = j == 0 ? Model.LogitScaleParameter.exp() : Model.LogitScaleParameter.exp().detach();
+                var (l, acc) = ContrastiveLoss.Compute(images, texts, scale, positives);
+                l.backward();
+                if (j == 0) { loss = l.item<float>(); accuracy = acc; }
+            }
+        }
+        if (o.MaxGradientNorm is { } maxNorm)
+            torch.nn.utils.clip_grad_norm_(Model.parameters().Where(p => p.requires_grad), maxNorm);
+        optimizer.step();
+        return (loss, accuracy);
+    }
+
+    private Tensor ImageFeatures(Tensor pixels)
+    {
+        if (Options.LockImageTower)
+        {
+            using var _ = torch.no_grad();
+            return ClipModel.Normalize(Model.Visual.forward(pixels));
+        }
+        return ClipModel.Normalize(Model.Visual.forward(pixels));
+    }
+
+    /// <summary>Text features of captions [start, end): each distinct caption is encoded once, then gathered.</summary>
+    private Tensor TextFeatures(string[] captions, int start, int end)
+    {
+        var slice = captions[start..end];
+        CaptionIds(slice, out var unique, out var inverse);
+        using var tokens = Tokenizer.Tokenize(unique);
+        using var index = torch.tensor(inverse);
+        Tensor features;
+        if (Options.LockTextTower)
+        {
+            using var _ = torch.no_grad();
+            features = Model.Text.forward(tokens.to(Model.Device));
+        }
+        else
+        {
+            features = Model.Text.forward(tokens.to(Model.Device));
+        }
+        return ClipModel.Normalize(features).index_select(0, index.to(Model.Device));
+    }
+
+    private static long[] CaptionIds(string[] captions, out List<string> unique, out long[] inverse)
+    {
+        var ids = new Dictionary<string, int>(StringComparer.Ordinal);
+        unique = new List<string>();
+        inverse = new long[captions.Length];
+        for (int i = 0; i < captions.Length; i++)
+        {
+            if (!ids.TryGetValue(captions[i], out var id))
+            {
+                id = ids.Count;
+                ids[captions[i]] = id;
+                unique.Add(captions[i]);
+            }
+            inverse[i] = id;
+        }
+        return inverse;
+    }
+
+    /// <summary>The items of a step: a seeded permutation per epoch, in batch-sized slices.</summary>
+    internal int[] ItemsOfStep(int step, int stepsPerEpoch, int batchSize, int count)
+    {
+        int epoch = step / stepsPerEpoch;
+        var order = new int[count];
+        for (int i = 0; i < count; i++) order[i] = i;
+        new Random(HashCode.Combine(Options.Seed, epoch, 0x0dde)).Shuffle(order);
+        return order.AsSpan((step % stepsPerEpoch) * batchSize, batchSize).ToArray();
+    }
+
+    private Task<Batch> PrepareAsync(ClipTrainingData data, int step, int stepsPerEpoch, int batchSize, int resolution) =>
+        Task.Run(() => Prepare(data, step, stepsPerEpoch, batchSize, resolution));
+
+    private Batch Prepare(ClipTrainingData data, int step, int stepsPerEpoch, int batchSize, int resolution)
+    {
+        var items = ItemsOfStep(step, stepsPerEpoch, batchSize, data.Count);
+        int per = 3 * resolution * resolution;
+        var pixels = new float[items.Length * per];
+        var captions = new string?[items.Length];
+        var errors = new Exception?[items.Length];
+        void One(int i)
+        {
+            try
+            {
+                var random = new Random(HashCode.Combine(Options.Seed, items[i], step));
+                captions[i] = data.Fill(items[i], resolution, pixels.AsSpan(i * per, per), random);
+            }
+            catch (Exception e) when (e is IOException or InvalidDataException or ArgumentException)
+            {
+                errors[i] = e;
+            }
+        }
+        int threads = Math.Max(1, Options.PrepareThreads);
+        if (threads == 1) for (int i = 0; i < items.Length; i++) One(i);
+        else Parallel.For(0, items.Length, new ParallelOptions { MaxDegreeOfParallelism = threads }, One);
+
+        int bad = errors.Count(e => e is not null);
+        if (bad > 0)
+        {
+            int first = Array.FindIndex(errors, e => e is not null);
+            if (Options.BadRows == Transforms.BadRowHandling.Error)
+                throw new InvalidDataException($"Training pair {items[first]}: {errors[first]!.Message} (set BadRows to Skip to skip such pairs)", errors[first]);
+            for (int i = 0; i < bad; i++) data.CountSkipped();
+        }
+        var keep = Enumerable.Range(0, items.Length).Where(i => errors[i] is null).ToArray();
+        var kept = new float[keep.Length * per];
+        if (bad == 0) kept = pixels;
+        else for (int k = 0; k < keep.Length; k++) pixels.AsSpan(keep[k] * per, per).CopyTo(kept.AsSpan(k * per, per));
+        var tensor = torch.tensor(kept, new long[] { keep.Length, 3, resolution, resolution }).DetachFromDisposeScope();
+        return new Batch(tensor.to(Model.Device).DetachFromDisposeScope(), keep.Select(i => captions[i]!).ToArray(), bad);
+    }
+
+    private void SaveCheckpoint(string folder, AdamW optimizer, int completedSteps, int stepsPerEpoch, int batchSize, ClipTrainingHistory history)
+    {
+        Directory.CreateDirectory(folder);
+        var name = $"step-{completedSteps:D8}";
+        var final = Path.Combine(folder, name);
+        var temp = Path.Combine(folder, $".{name}.tmp-{Environment.ProcessId}");
+        if (Directory.Exists(temp)) Directory.Delete(temp, recursive: true);
+        Directory.CreateDirectory(temp);
+        Model.Save(Path.Combine(temp, ModelFile));
+        optimizer.save_state_dict(Path.Combine(temp, OptimizerFile));
+        var state = new JsonObject
+        {
+            ["format"] = "clip.mlnet.training",
+            ["version"] = 1,
+            ["completed_steps"] = completedSteps,
+            ["steps_per_epoch"] = stepsPerEpoch,
+            ["batch_size"] = batchSize,
+            ["seed"] = Options.Seed,
+            ["clip_config"] = Model.Config.ToJson(),
+            ["history"] = JsonSerializer.SerializeToNode(history),
+        };
+        File.WriteAllText(Path.Combine(temp, StateFile), state.ToJsonString(new JsonSerializerOptions { WriteIndented = true }));
+        if (Directory.Exists(final)) Directory.Delete(final, recursive: true);
+        Directory.Move(temp, final);
+        File.WriteAllText(Path.Combine(folder, "latest"), name);
+    }
+
+    /// <summary>Restores model, optimizer and history from a checkpoint; returns the number of completed steps.</summary>
+    private int LoadCheckpoint(string path, AdamW optimizer, int stepsPerEpoch, int batchSize, ClipTrainingHistory history)
+    {
+        var folder = path;
+        if (!File.Exists(Path.Combine(folder, StateFile)))
+        {
+            var latest = Path.Combine(path, "latest");
+            if (File.Exists(latest)) folder = Path.Combine(path, File.ReadAllText(latest).Trim());
+            else if (Directory.Exists(path))
+                folder = Directory.GetDirectories(path, "step-*").OrderBy(d => d, StringComparer.Ordinal).LastOrDefault() ?? path;
+        }
+        var stateFile = Path.Combine(folder, StateFile);
+        if (!File.Exists(stateFile)) throw new FileNotFoundException($"{path}: no training checkpoint here (no {StateFile}).", stateFile);
+        JsonObject state;
+        try { state = JsonNode.Parse(File.ReadAllText(stateFile))!.AsObject(); }
+        catch (JsonException e) { throw new InvalidDataException($"{stateFile}: not a training checkpoint ({e.Message})", e); }
+        if ((string?)state["format"] != "clip.mlnet.training") throw new InvalidDataException($"{stateFile}: not a Clip.MLNet training checkpoint.");
+        var config = ClipConfig.FromJson((string)state["clip_config"]!);
+        if (config != Model.Config)
+            throw new InvalidDataException($"{folder}: the checkpoint is of another model configuration and cannot resume this one. Checkpoint: {Describe(config)}; model: {Describe(Model.Config)}.");
+        int savedSteps = (int)state["steps_per_epoch"]!, savedBatch = (int)state["batch_size"]!, savedSeed = (int)state["seed"]!;
+        if (savedSteps != stepsPerEpoch || savedBatch != batchSize || savedSeed != Options.Seed)
+            throw new InvalidDataException($"{folder}: the checkpoint was made with batch size {savedBatch}, {savedSteps} steps per epoch and seed {savedSeed}; this run has {batchSize}, {stepsPerEpoch} and {Options.Seed}. Resume with the same data and options.");
+
+        using (var saved = ClipModel.Load(Path.Combine(folder, ModelFile)))
+        using (torch.no_grad())
+        {
+            var source = saved.state_dict();
+            foreach (var (name, tensor) in Model.state_dict()) tensor.copy_(source[name]);
+        }
+        optimizer.load_state_dict(Path.Combine(folder, OptimizerFile));
+        var saved_history = state["history"].Deserialize<ClipTrainingHistory>() ?? new ClipTrainingHistory();
+        history.Epochs.AddRange(saved_history.Epochs);
+        history.StepLosses.AddRange(saved_history.StepLosses);
+        history.CompletedSteps = saved_history.CompletedSteps;
+        return (int)state["completed_steps"]!;
+    }
+
+    private static string Describe(ClipConfig c) => c.ToJson().ReplaceLineEndings(" ").Replace("  ", "");
+}

@@ -1,0 +1,196 @@
+using System.Runtime.InteropServices;
+using Microsoft.ML;
+using Microsoft.ML.Data;
+
+namespace Clip.MLNet.Training;
+
+/// <summary>
+/// Image-caption pairs for <see cref="ClipTrainer"/>: in-memory pixels with a caption function (labelled
+/// datasets whose captions come from templates), image files or an ML.NET data view with a caption column.
+/// </summary>
+public abstract class ClipTrainingData
+{
+    private int bad;
+
+    /// <summary>Number of pairs.</summary>
+    public abstract int Count { get; }
+
+    /// <summary>Pairs skipped so far because their image could not be read or their caption is missing.</summary>
+    public int SkippedPairs => Volatile.Read(ref bad);
+
+    /// <summary>
+    /// Writes item <paramref name="index"/>'s image, preprocessed for a model of <paramref name="resolution"/>
+    /// pixels, into <paramref name="pixels"/> ([3, S, S], normalized) and returns its caption. Called from several
+    /// threads at once for different items.
+    /// </summary>
+    /// <exception cref="InvalidDataException">The image cannot be read or the caption is missing; the message names the item.</exception>
+    protected internal abstract string Fill(int index, int resolution, Span<float> pixels, Random random);
+
+    /// <summary>Every caption the data can produce, for learning a vocabulary (may be a sample for generated captions).</summary>
+    public abstract IEnumerable<string> CaptionCorpus();
+
+    internal void CountSkipped() => Interlocked.Increment(ref bad);
+
+    /// <summary>
+    /// In-memory images (<paramref name="count"/> × <paramref name="height"/> × <paramref name="width"/> ×
+    /// <paramref name="channels"/> bytes, channels 1 (gray) or 3 (RGB)), with captions made per draw by
+    /// <paramref name="caption"/> (for example a random template filled with the item's class name).
+    /// </summary>
+    public static ClipTrainingData FromPixels(ReadOnlyMemory<byte> pixels, int count, int height, int width, int channels,
+        Func<int, Random, string> caption, IEnumerable<string> captionCorpus) =>
+        new PixelData(pixels, count, height, width, channels, caption, captionCorpus.ToArray());
+
+    /// <summary>Image files with one caption each.</summary>
+    public static ClipTrainingData FromFiles(IReadOnlyList<string> imagePaths, IReadOnlyList<string> captions)
+    {
+        if (imagePaths.Count != captions.Count) throw new ArgumentException($"{imagePaths.Count} images but {captions.Count} captions.");
+        return new FileData(imagePaths.ToArray(), captions.ToArray());
+    }
+
+    /// <summary>
+    /// Reads an ML.NET data view's image column (file paths, encoded bytes, or MLImage) and caption column
+    /// (text) once into memory (paths and bytes are kept, MLImages are kept as decoded images).
+    /// </summary>
+    public static ClipTrainingData FromDataView(IDataView data, string imageColumnName, string captionColumnName)
+    {
+        var imageCol = data.Schema.GetColumnOrNull(imageColumnName)
+            ?? throw new ArgumentOutOfRangeException(nameof(imageColumnName), $"Input column '{imageColumnName}' not found; training takes an image column (MLImage, file path or encoded bytes).");
+        if (!Transforms.ImageInput.IsAccepted(imageCol.Type))
+            throw new ArgumentOutOfRangeException(nameof(imageColumnName), $"Schema mismatch for input column '{imageColumnName}': expected {Transforms.ImageInput.AcceptedTypes}, got {imageCol.Type}.");
+        var captionCol = data.Schema.GetColumnOrNull(captionColumnName)
+            ?? throw new ArgumentOutOfRangeException(nameof(captionColumnName), $"Input column '{captionColumnName}' not found; training takes a text caption column.");
+        if (captionCol.Type is not TextDataViewType)
+            throw new ArgumentOutOfRangeException(nameof(captionColumnName), $"Schema mismatch for input column '{captionColumnName}': expected text (String), got {captionCol.Type}.");
+
+        var images = new List<object?>();
+        var captions = new List<string?>();
+        using var cursor = data.GetRowCursor(new[] { imageCol, captionCol });
+        var captionGetter = cursor.GetGetter<ReadOnlyMemory<char>>(captionCol);
+        Func<object?> imageGetter = imageCol.Type switch
+        {
+            TextDataViewType => MakeGetter<ReadOnlyMemory<char>>(cursor, imageCol, v => v.ToString()),
+            VectorDataViewType => MakeGetter<VBuffer<byte>>(cursor, imageCol, v => v.DenseValues().ToArray()),
+            _ => MakeGetter<MLImage>(cursor, imageCol, v => v),
+        };
+        var caption = default(ReadOnlyMemory<char>);
+        while (cursor.MoveNext())
+        {
+            images.Add(imageGetter());
+            captionGetter(ref caption);
+            captions.Add(caption.IsEmpty ? null : caption.ToString());
+        }
+        return new ViewData(images, captions, imageColumnName, captionColumnName);
+    }
+
+    private static Func<object?> MakeGetter<T>(DataViewRowCursor cursor, DataViewSchema.Column column, Func<T, object?> convert)
+    {
+        var getter = cursor.GetGetter<T>(column);
+        return () =>
+        {
+            T value = default!;   // a fresh destination each row: ML.NET's image loader disposes what it is given
+            getter(ref value);
+            return convert(value);
+        };
+    }
+
+    private sealed class PixelData(ReadOnlyMemory<byte> pixels, int count, int height, int width, int channels,
+        Func<int, Random, string> caption, string[] corpus) : ClipTrainingData
+    {
+        private readonly ClipImagePreprocessor?[] preprocessors = new ClipImagePreprocessor?[1];
+
+        public override int Count => count;
+
+        public override IEnumerable<string> CaptionCorpus() => corpus;
+
+        protected internal override string Fill(int index, int resolution, Span<float> destination, Random random)
+        {
+            if ((uint)index >= (uint)count) throw new ArgumentOutOfRangeException(nameof(index));
+            int per = height * width * channels;
+            var src = pixels.Span.Slice(index * per, per);
+            if (height == resolution && width == resolution)
+            {
+                // Already the model's size: CLIP's resize and crop leave the pixels as they are.
+                var mean = ClipImagePreprocessor.OpenAIMean;
+                var std = ClipImagePreprocessor.OpenAIStd;
+                int plane = resolution * resolution;
+                for (int c = 0; c < 3; c++)
+                {
+                    int sc = channels == 1 ? 0 : c;
+                    float m = mean[c], s = std[c];
+                    var dst = destination.Slice(c * plane, plane);
+                    for (int p = 0; p < plane; p++) dst[p] = (src[p * channels + sc] / 255f - m) / s;
+                }
+            }
+            else
+            {
+                var bgra = new byte[height * width * 4];
+                for (int p = 0; p < height * width; p++)
+                {
+                    byte r = src[p * channels], g = channels == 1 ? r : src[p * channels + 1], b = channels == 1 ? r : src[p * channels + 2];
+                    bgra[p * 4] = b; bgra[p * 4 + 1] = g; bgra[p * 4 + 2] = r; bgra[p * 4 + 3] = 255;
+                }
+                using var image = MLImage.CreateFromPixels(width, height, MLPixelFormat.Bgra32, bgra);
+                Preprocessor(resolution).PreprocessInto(image, destination, $"item {index}");
+            }
+            return caption(index, random);
+        }
+
+        private ClipImagePreprocessor Preprocessor(int resolution)
+        {
+            var p = preprocessors[0];
+            if (p is null || p.Size != resolution) preprocessors[0] = p = new ClipImagePreprocessor(resolution);
+            return p;
+        }
+    }
+
+    private sealed class FileData(string[] paths, string[] captions) : ClipTrainingData
+    {
+        private ClipImagePreprocessor? preprocessor;
+
+        public override int Count => paths.Length;
+
+        public override IEnumerable<string> CaptionCorpus() => captions.Where(c => c is not null);
+
+        protected internal override string Fill(int index, int resolution, Span<float> pixels, Random random)
+        {
+            var caption = captions[index];
+            if (string.IsNullOrEmpty(caption)) throw new InvalidDataException($"image {index} ({paths[index]}) has no caption");
+            var p = preprocessor;
+            if (p is null || p.Size != resolution) preprocessor = p = new ClipImagePreprocessor(resolution);
+            p.PreprocessInto(paths[index], pixels);
+            return caption;
+        }
+    }
+
+    private sealed class ViewData(List<object?> images, List<string?> captions, string imageColumn, string captionColumn) : ClipTrainingData
+    {
+        private ClipImagePreprocessor? preprocessor;
+
+        public override int Count => images.Count;
+
+        public override IEnumerable<string> CaptionCorpus() => captions.Where(c => c is not null)!;
+
+        protected internal override string Fill(int index, int resolution, Span<float> pixels, Random random)
+        {
+            var caption = captions[index];
+            if (caption is null) throw new InvalidDataException($"row {index}: column '{captionColumn}' is empty (an image without a caption)");
+            var p = preprocessor;
+            if (p is null || p.Size != resolution) preprocessor = p = new ClipImagePreprocessor(resolution);
+            try
+            {
+                switch (images[index])
+                {
+                    case string path: p.PreprocessInto(path, pixels); break;
+                    case byte[] bytes: p.PreprocessInto(bytes, pixels, $"row {index}"); break;
+                    case MLImage image: p.PreprocessInto(image, pixels, image.Tag ?? $"row {index}"); break;
+                    default: throw new InvalidDataException("the image is missing");
+                }
+            }
+            catch (Exception e) when (e is IOException or InvalidDataException)
+            {
+                throw new InvalidDataException($"row {index}, column '{imageColumn}': {e.Message}", e);
+            }
+            return caption;
+        }
+    }
+}
