@@ -14,7 +14,7 @@ internal static class CommonOptions
 
     public static Option<string> Model(bool required = true) => new("--model")
     {
-        Description = "A weight file (OpenAI .pt, PyTorch state dict, safetensors) or a Hugging Face model folder.",
+        Description = "A weight file (OpenAI .pt, PyTorch state dict, safetensors), a Hugging Face model folder, or a registered model name ('clip models' lists them; downloaded into the cache on first use).",
         Required = required,
     };
 
@@ -54,7 +54,16 @@ internal static class CommonOptions
 
     public static int CheckBatch(int batch) => batch > 0 ? batch : throw new CliInputException($"--batch must be positive, got {batch}");
 
-    /// <summary>Loads a model for a command, with the precision and activation flags applied.</summary>
-    public static ClipModel LoadModel(string path, string precision, string? activation) =>
-        ClipModel.Load(path, new ClipLoadOptions { Precision = ParsePrecision(precision), Activation = ParseActivation(activation) });
+    /// <summary>
+    /// Loads a model for a command (a path, or a registered name: see <see cref="Pretrained"/>), with the precision
+    /// and activation flags applied; <paramref name="vocab"/>, when given, spares a registered model's vocabulary download
+    /// (a model file's tokenizer is the command's business, as before).
+    /// </summary>
+    public static ClipModel LoadModel(string path, string precision, string? activation, string? vocab = null) =>
+        Pretrained.LoadModel(path, new ClipLoadOptions
+        {
+            Precision = ParsePrecision(precision),
+            Activation = ParseActivation(activation),
+            VocabularyPath = Pretrained.IsPath(path) ? null : vocab,
+        });
 }

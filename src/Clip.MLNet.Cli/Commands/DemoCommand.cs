@@ -9,7 +9,7 @@ internal static class DemoCommand
 {
     public static Command Create()
     {
-        var model = new Option<string?>("--model") { Description = "Weights to run (default: the reference ViT in ../shared/clip-reference/vit)." };
+        var model = new Option<string?>("--model") { Description = "Weights or a registered model name to run (default: the reference ViT in ../shared/clip-reference/vit)." };
         var command = new Command("demo", "Load a CLIP model and print its image-text logits on the reference inputs.") { model };
         command.SetAction(parse => CliRunner.Run(parse.GetValue(CommonOptions.Verbose), () =>
         {
@@ -17,7 +17,7 @@ internal static class DemoCommand
             var path = parse.GetValue(model) ?? Path.Combine(reference, "vit", "openai_jit.pt");
             var inputs = Path.Combine(reference, "expected.safetensors");
             if (!File.Exists(inputs)) throw new CliInputException($"reference inputs not found: {inputs}");
-            using var clip = ClipModel.Load(path);
+            using var clip = Pretrained.LoadModel(path, new ClipLoadOptions());
             using var file = SafetensorsFile.Open(inputs);
             using var pixels = file.Read(file.Entries.First(e => e.Name == "pixel_values_224"));
             using var tokens = file.Read(file.Entries.First(e => e.Name == "text_tokens"));

@@ -37,7 +37,7 @@ internal static class EmbedCommand
             if (inputsPath is not null && (imagePaths.Length > 0 || textsPath is not null))
                 throw new CliInputException("--inputs cannot be combined with --images or --texts");
 
-            using var clip = CommonOptions.LoadModel(parse.GetValue(model)!, parse.GetValue(precision)!, parse.GetValue(activation));
+            using var clip = CommonOptions.LoadModel(parse.GetValue(model)!, parse.GetValue(precision)!, parse.GetValue(activation), parse.GetValue(vocab));
             var outputs = new Dictionary<string, Tensor>(StringComparer.Ordinal);
             try
             {

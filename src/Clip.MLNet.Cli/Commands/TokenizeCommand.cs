@@ -10,7 +10,7 @@ internal static class TokenizeCommand
     {
         var vocab = CommonOptions.Vocab();
         var model = CommonOptions.Model(required: false);
-        model.Description = "A Hugging Face model folder: its vocab.json and merges.txt are used (other model files carry no vocabulary: give --vocab).";
+        model.Description = "A Hugging Face model folder (its vocab.json and merges.txt are used), or a registered model name (its vocabulary is downloaded; other model files carry no vocabulary: give --vocab).";
         var texts = new Option<string>("--texts") { Description = "A UTF-8 text file: one text per line (a blank line is an empty text).", Required = true };
         var context = new Option<int>("--context") { Description = "Token ids per text, start and end tokens included.", DefaultValueFactory = _ => 77 };
         var noTruncate = new Option<bool>("--no-truncate") { Description = "Fail on a text longer than the context instead of truncating it (the end token is kept last)." };
@@ -69,7 +69,7 @@ internal static class TokenizeCommand
         return command;
     }
 
-    /// <summary>The tokenizer from --vocab, else from a Hugging Face folder given as --model.</summary>
+    /// <summary>The tokenizer from --vocab, else from a Hugging Face folder or a registered model name given as --model.</summary>
     private static ClipTokenizer LoadTokenizer(string? vocab, string? model, int contextLength)
     {
         if (vocab is not null)
@@ -78,7 +78,7 @@ internal static class TokenizeCommand
             return ClipTokenizer.Load(vocab, contextLength);
         }
         if (model is null)
-            throw new CliInputException("give --vocab FILE (bpe_simple_vocab_16e6.txt.gz) or --model FOLDER (a Hugging Face folder with vocab.json and merges.txt)");
+            throw new CliInputException("give --vocab FILE (bpe_simple_vocab_16e6.txt.gz) or --model FOLDER|NAME (a Hugging Face folder with vocab.json and merges.txt, or a registered model name)");
         if (Directory.Exists(model))
         {
             if (!File.Exists(Path.Combine(model, "vocab.json")) || !File.Exists(Path.Combine(model, "merges.txt")))
@@ -87,6 +87,6 @@ internal static class TokenizeCommand
         }
         if (File.Exists(model))
             throw new CliInputException($"--model: {model} is a weight file, which carries no tokenizer vocabulary; give --vocab FILE (bpe_simple_vocab_16e6.txt.gz)");
-        throw new CliInputException($"--model: {model}: no such file or folder");
+        return Pretrained.LoadTokenizer(model, contextLength);
     }
 }

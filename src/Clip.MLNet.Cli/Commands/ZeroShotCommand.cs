@@ -38,7 +38,7 @@ internal static class ZeroShotCommand
             ZeroShotPrompts prompts;
             try { prompts = new ZeroShotPrompts(classNames, templateList); }
             catch (ArgumentException e) { throw new CliInputException(e.Message, e); }
-            using var clip = CommonOptions.LoadModel(parse.GetValue(model)!, parse.GetValue(precision)!, parse.GetValue(activation));
+            using var clip = CommonOptions.LoadModel(parse.GetValue(model)!, parse.GetValue(precision)!, parse.GetValue(activation), parse.GetValue(vocab));
             var tokenizer = EmbedFiles.Tokenizer(clip, parse.GetValue(vocab));
             using var classifier = ZeroShotClassifier.Create(clip, tokenizer, prompts);
             var preprocessor = new ClipImagePreprocessor(clip.ImageResolution);

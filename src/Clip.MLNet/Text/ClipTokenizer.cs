@@ -22,7 +22,7 @@ namespace Clip.MLNet;
 /// One difference from the original is known: ftfy's repair of mojibake (text decoded with the wrong codec, such
 /// as "cafÃ©") is not reproduced; such text is tokenized as it stands.
 /// </remarks>
-public sealed class ClipTokenizer
+public sealed partial class ClipTokenizer
 {
     private const string MetadataKind = "clip-bpe";
     private const string MetadataFormat = "1";

@@ -149,8 +149,17 @@ internal static class CheckpointReader
                 source.Activation = q.GetValue<bool>() ? ClipActivation.QuickGelu : ClipActivation.Gelu;
             else if (model is not null)
                 source.Activation = ClipActivation.Gelu; // open_clip's default when the config does not ask for QuickGELU
-            if (model?["vision_cfg"]?["heads"] is JsonNode vh) source.VisionHeads = vh.GetValue<int>();
-            if (model?["text_cfg"]?["heads"] is JsonNode th) source.TextHeads = th.GetValue<int>();
+            if (model?["vision_cfg"] is JsonObject vision)
+            {
+                // open_clip gives the vision tower's head width, not its head count (ViT-H/14: width 1280,
+                // head_width 80, so 16 heads, where width / 64 would give 20). Its ResNets pool with width * 32 / head_width heads.
+                int headWidth = vision["head_width"]?.GetValue<int>() ?? 64;
+                if (vision["heads"] is JsonNode vh) source.VisionHeads = vh.GetValue<int>();
+                else if (vision["width"] is JsonNode w)
+                    source.VisionHeads = vision["layers"] is JsonArray ? w.GetValue<int>() * 32 / headWidth : w.GetValue<int>() / headWidth;
+            }
+            // open_clip's text towers default to 8 heads when the config does not say.
+            if (model?["text_cfg"] is JsonObject text) source.TextHeads = text["heads"]?.GetValue<int>() ?? 8;
         }
         catch (Exception e) when (e is not ClipCheckpointException)
         {

@@ -23,8 +23,18 @@ public static class ChildProcessEntry
                     Console.Write(Describe(model.Transform(data)));
                 }
                 return 0;
+            case "pretrained-download":
+                // Fetches a model the way FromPretrained does (two of these at once test the cache's lock).
+                var files = ClipPretrained.Download(args[4], new ClipPretrainedOptions
+                {
+                    Registry = ClipModelRegistry.Load(args[1]),
+                    CacheFolder = args[2],
+                    HubEndpoint = args[3],
+                });
+                Console.Write(files.ModelPath);
+                return 0;
             default:
-                Console.Error.WriteLine("usage: pipeline-predict FILE PATHS");
+                Console.Error.WriteLine("usage: pipeline-predict FILE PATHS | pretrained-download REGISTRY CACHE ENDPOINT NAME");
                 return 2;
         }
     }
