@@ -4,7 +4,8 @@ namespace Clip.MLNet.Data;
 /// Reads an image-classification dataset laid out as one sub-folder per class (<c>root/cat/001.jpg</c>,
 /// <c>root/dog/xyz.png</c>), as torchvision's <c>ImageFolder</c> does: classes are the sub-folders' names in
 /// sorted (ordinal) order, and a class's images are the files with an image extension anywhere under its folder,
-/// in sorted order of their relative paths.
+/// in sorted order of their relative paths. Hidden (dot) folders and files are skipped (<c>.ipynb_checkpoints</c>,
+/// macOS's <c>._photo.jpg</c>), which torchvision would take as a class or an image.
 /// </summary>
 public static class ImageFolderReader
 {
@@ -26,7 +27,8 @@ public static class ImageFolderReader
         var accepted = new HashSet<string>(extensions ?? DefaultExtensions, StringComparer.OrdinalIgnoreCase);
 
         // Ordinal order, as Python's sorted() orders the names torchvision lists.
-        var classDirs = Directory.GetDirectories(full).OrderBy(d => Path.GetFileName(d), StringComparer.Ordinal).ToArray();
+        var classDirs = Directory.GetDirectories(full).Where(d => !Path.GetFileName(d).StartsWith('.'))
+            .OrderBy(d => Path.GetFileName(d), StringComparer.Ordinal).ToArray();
         if (classDirs.Length == 0)
             throw new InvalidDataException($"{root}: no class folders (an image-folder dataset has one sub-folder per class, holding that class's images).");
 
@@ -35,8 +37,8 @@ public static class ImageFolderReader
         var empty = new List<string>();
         for (int c = 0; c < classDirs.Length; c++)
         {
-            var files = Directory.EnumerateFiles(classDirs[c], "*", new EnumerationOptions { RecurseSubdirectories = true, AttributesToSkip = 0 })
-                .Where(f => accepted.Contains(Path.GetExtension(f)))
+            var files = Directory.EnumerateFiles(classDirs[c], "*", new EnumerationOptions { RecurseSubdirectories = true })
+                .Where(f => accepted.Contains(Path.GetExtension(f)) && !Path.GetRelativePath(classDirs[c], f).Split('/', '\\').Any(part => part.StartsWith('.')))
                 .OrderBy(f => Path.GetRelativePath(classDirs[c], f).Replace('\\', '/'), StringComparer.Ordinal)
                 .ToList();
             if (files.Count == 0) empty.Add(Path.GetFileName(classDirs[c]));

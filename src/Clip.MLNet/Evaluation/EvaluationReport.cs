@@ -166,12 +166,9 @@ public sealed class EvaluationReport
             if (d.LinearProbe is { } p) parts.Add($"probe L2 = {p.L2.ToString("0.###e+0", CultureInfo.InvariantCulture)}" + (p.Sweep.Count > 0 ? $", chosen on {p.ValidationCount} validation rows" : ""));
             if (parts.Count > 0) notes.Add($"- {d.Name}: {string.Join("; ", parts)}.");
         }
-        if (notes.Count > 0)
-        {
-            sb.AppendLine();
-            sb.AppendLine("Values in %. " + $"Model: {Model}.");
-            foreach (var n in notes) sb.AppendLine(n);
-        }
+        sb.AppendLine();
+        sb.AppendLine($"Values in %. Model: {Model}.");
+        foreach (var n in notes) sb.AppendLine(n);
         return sb.ToString();
     }
 

@@ -18,6 +18,9 @@ public class ImageFolderAndCsvTests
         DatasetFiles.WritePng(dir.File("cat/x.png"), SKColors.Gray);
         File.WriteAllText(dir.File("cat/notes.txt"), "not an image");
         File.WriteAllText(dir.File("README.md"), "a file at the top is not a class");
+        DatasetFiles.WritePng(dir.File(".ipynb_checkpoints/x.png"), SKColors.Gray);   // hidden: not a class
+        DatasetFiles.WritePng(dir.File("cat/._x.png"), SKColors.Gray);                // hidden: not an image
+        DatasetFiles.WritePng(dir.File("cat/.cache/y.png"), SKColors.Gray);
 
         var data = ImageFolderReader.Read(dir.Path, "pets");
 
