@@ -14,6 +14,7 @@ internal static class Program
             PreprocessCommand.Create(),
             TokenizeCommand.Create(),
             ZeroShotCommand.Create(),
+            EvalCommand.Create(),
             DemoCommand.Create(),
             ModelsCommand.Create(),
         };

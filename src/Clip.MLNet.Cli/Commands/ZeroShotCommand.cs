@@ -83,7 +83,7 @@ internal static class ZeroShotCommand
         return names;
     }
 
-    private static IReadOnlyList<string> ReadTemplates(string file)
+    internal static IReadOnlyList<string> ReadTemplates(string file)
     {
         var lines = TextLines.ReadFile(file).Where(l => l.Trim().Length > 0).ToList();
         if (lines.Count == 0) throw new CliInputException($"{file}: no templates");
