@@ -89,6 +89,19 @@ public sealed class EvaluationReport
         Created = DateTimeOffset.UtcNow;
     }
 
+    /// <summary>Puts evaluations made separately (for example with different tasks per dataset) into one report.</summary>
+    public static EvaluationReport Combine(string model, IReadOnlyList<DatasetEvaluation> datasets)
+    {
+        var tasks = EvaluationTasks.None;
+        foreach (var d in datasets)
+        {
+            if (d.ZeroShot is not null) tasks |= EvaluationTasks.ZeroShot;
+            if (d.LinearProbe is not null) tasks |= EvaluationTasks.LinearProbe;
+            if (d.Retrieval is not null) tasks |= EvaluationTasks.Retrieval;
+        }
+        return new EvaluationReport(model, tasks, datasets);
+    }
+
     /// <summary>The model evaluated (its path, or a description).</summary>
     public string Model { get; }
 

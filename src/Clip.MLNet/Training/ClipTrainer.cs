@@ -41,7 +41,7 @@ public sealed class ClipTrainer
     /// <summary>The training options.</summary>
     public ClipTrainingOptions Options { get; }
 
-    private sealed record Batch(Tensor Pixels, string[] Captions, int Skipped);
+    private sealed record Batch(Tensor Pixels, string[] Captions, long[]? Groups, int Skipped);
 
     /// <summary>Trains on <paramref name="data"/>; returns the per-epoch log. The model is left in evaluation mode.</summary>
     /// <exception cref="InvalidDataException">A pair is bad and <see cref="ClipTrainingOptions.BadRows"/> is Error, or a checkpoint does not fit.</exception>
@@ -180,8 +180,7 @@ public sealed class ClipTrainer
             var random = new Random(HashCode.Combine(o.Seed, step, 0x5eed));
             pixels = RandomResizedCrop.Apply(pixels, augmentation, random);
         }
-        var captionIds = CaptionIds(batch.Captions, out var unique, out var inverse);
-        long[]? positives = o.IdenticalCaptionsArePositives ? captionIds : null;
+        long[]? positives = !o.IdenticalCaptionsArePositives ? null : batch.Groups ?? CaptionIds(batch.Captions, out _, out _);
 
         int micro = Math.Min(o.AccumulationSteps, n);
         var bounds = Enumerable.Range(0, micro + 1).Select(j => (int)((long)n * j / micro)).ToArray();
@@ -328,8 +327,10 @@ public sealed class ClipTrainer
         var kept = new float[keep.Length * per];
         if (bad == 0) kept = pixels;
         else for (int k = 0; k < keep.Length; k++) pixels.AsSpan(keep[k] * per, per).CopyTo(kept.AsSpan(k * per, per));
+        var groups = keep.Select(i => data.PositiveGroup(items[i])).ToArray();
         var tensor = torch.tensor(kept, new long[] { keep.Length, 3, resolution, resolution }).DetachFromDisposeScope();
-        return new Batch(tensor.to(Model.Device).DetachFromDisposeScope(), keep.Select(i => captions[i]!).ToArray(), bad);
+        return new Batch(tensor.to(Model.Device).DetachFromDisposeScope(), keep.Select(i => captions[i]!).ToArray(),
+            groups.All(g => g.HasValue) ? groups.Select(g => g!.Value).ToArray() : null, bad);
     }
 
     private void SaveCheckpoint(string folder, AdamW optimizer, int completedSteps, int stepsPerEpoch, int batchSize, ClipTrainingHistory history)

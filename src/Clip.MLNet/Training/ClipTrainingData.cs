@@ -26,6 +26,13 @@ public abstract class ClipTrainingData
     /// <exception cref="InvalidDataException">The image cannot be read or the caption is missing; the message names the item.</exception>
     protected internal abstract string Fill(int index, int resolution, Span<float> pixels, Random random);
 
+    /// <summary>
+    /// The positive group of item <paramref name="index"/>, or null. When every item of a batch has one, pairs of the
+    /// same group count as positives of each other (for a labelled dataset whose captions are made from templates, the
+    /// class: "a photo of a coat" and "a picture of a coat" then match). When null, identical captions do.
+    /// </summary>
+    public virtual long? PositiveGroup(int index) => null;
+
     /// <summary>Every caption the data can produce, for learning a vocabulary (may be a sample for generated captions).</summary>
     public abstract IEnumerable<string> CaptionCorpus();
 
@@ -36,9 +43,22 @@ public abstract class ClipTrainingData
     /// <paramref name="channels"/> bytes, channels 1 (gray) or 3 (RGB)), with captions made per draw by
     /// <paramref name="caption"/> (for example a random template filled with the item's class name).
     /// </summary>
+    /// <param name="pixels">The images, row-major, channels interleaved.</param>
+    /// <param name="count">Number of images.</param>
+    /// <param name="height">Image height.</param>
+    /// <param name="width">Image width.</param>
+    /// <param name="channels">1 or 3.</param>
+    /// <param name="caption">The caption of an item, drawn anew each time the item is used.</param>
+    /// <param name="captionCorpus">The captions <paramref name="caption"/> can make (for learning a vocabulary).</param>
+    /// <param name="positiveGroup">Optional: the item's positive group (its class), see <see cref="PositiveGroup"/>.</param>
     public static ClipTrainingData FromPixels(ReadOnlyMemory<byte> pixels, int count, int height, int width, int channels,
-        Func<int, Random, string> caption, IEnumerable<string> captionCorpus) =>
-        new PixelData(pixels, count, height, width, channels, caption, captionCorpus.ToArray());
+        Func<int, Random, string> caption, IEnumerable<string> captionCorpus, Func<int, long>? positiveGroup = null)
+    {
+        if (channels is not (1 or 3)) throw new ArgumentOutOfRangeException(nameof(channels), channels, "Images must have 1 or 3 channels.");
+        if ((long)count * height * width * channels > pixels.Length)
+            throw new ArgumentException($"{count} images of {height}x{width}x{channels} need {(long)count * height * width * channels} bytes; {pixels.Length} given.", nameof(pixels));
+        return new PixelData(pixels, count, height, width, channels, caption, captionCorpus.ToArray(), positiveGroup);
+    }
 
     /// <summary>Image files with one caption each.</summary>
     public static ClipTrainingData FromFiles(IReadOnlyList<string> imagePaths, IReadOnlyList<string> captions)
@@ -94,11 +114,13 @@ public abstract class ClipTrainingData
     }
 
     private sealed class PixelData(ReadOnlyMemory<byte> pixels, int count, int height, int width, int channels,
-        Func<int, Random, string> caption, string[] corpus) : ClipTrainingData
+        Func<int, Random, string> caption, string[] corpus, Func<int, long>? positiveGroup) : ClipTrainingData
     {
         private readonly ClipImagePreprocessor?[] preprocessors = new ClipImagePreprocessor?[1];
 
         public override int Count => count;
+
+        public override long? PositiveGroup(int index) => positiveGroup?.Invoke(index);
 
         public override IEnumerable<string> CaptionCorpus() => corpus;
 

@@ -37,8 +37,12 @@ public sealed class ClipTrainingOptions
     public double? MaxGradientNorm { get; set; }
 
     /// <summary>
-    /// When true (default), pairs of a batch whose captions are identical count as positives of each other
-    /// (the target of each row is spread evenly over them). When false, the plain CLIP loss: only the pair itself.
+    /// When true (default), pairs of a batch whose captions are identical count as positives of each other (the
+    /// target of each row is spread evenly over them), or, when the data gives positive groups
+    /// (<see cref="ClipTrainingData.PositiveGroup"/>, e.g. the class of a labelled set captioned from templates), pairs
+    /// of the same group. When false, the plain CLIP loss: only the pair itself. For identical captions the two agree
+    /// in loss and gradient (identical captions have identical features); they differ in the reported accuracy, and
+    /// with positive groups also in what is learned.
     /// </summary>
     public bool IdenticalCaptionsArePositives { get; set; } = true;
 
