@@ -15,6 +15,7 @@ internal static class Program
             TokenizeCommand.Create(),
             ZeroShotCommand.Create(),
             EvalCommand.Create(),
+            TrainCommand.Create(),
             DemoCommand.Create(),
             ModelsCommand.Create(),
         };

@@ -64,7 +64,46 @@ public abstract class ClipTrainingData
     public static ClipTrainingData FromFiles(IReadOnlyList<string> imagePaths, IReadOnlyList<string> captions)
     {
         if (imagePaths.Count != captions.Count) throw new ArgumentException($"{imagePaths.Count} images but {captions.Count} captions.");
-        return new FileData(imagePaths.ToArray(), captions.ToArray());
+        var fixedCaptions = captions.ToArray();
+        return new FileData(imagePaths.ToArray(), (i, _) => fixedCaptions[i], fixedCaptions.Where(c => !string.IsNullOrEmpty(c)).ToArray(), null);
+    }
+
+    /// <summary>
+    /// Training pairs from a dataset of <see cref="Data"/>'s readers. With <paramref name="templates"/> (required when the
+    /// dataset has labels but no captions), each use of an image draws a random template filled with its class name,
+    /// and images of the same class are positives of each other; otherwise the dataset's own captions are used.
+    /// </summary>
+    /// <exception cref="ArgumentException">No captions and no templates, templates without labels, or a template without <c>{}</c>.</exception>
+    public static ClipTrainingData FromDataset(Data.ImageDataset dataset, IReadOnlyList<string>? templates = null)
+    {
+        ArgumentNullException.ThrowIfNull(dataset);
+        Func<int, Random, string> caption;
+        string[] corpus;
+        Func<int, long>? group = null;
+        if (templates is { Count: > 0 })
+        {
+            if (!dataset.HasLabels || dataset.ClassNames is null)
+                throw new ArgumentException($"Dataset '{dataset.Name}' has no labels to fill the templates with.", nameof(templates));
+            foreach (var t in templates)
+                if (!t.Contains("{}", StringComparison.Ordinal)) throw new ArgumentException($"The template \"{t}\" has no {{}} where the class name goes.", nameof(templates));
+            var names = dataset.ClassNames.Select(Data.KnownClassNames.ToPromptName).ToArray();
+            var labels = dataset.Labels!;
+            var list = templates.ToArray();
+            caption = (i, random) => ZeroShotPrompts.Fill(list[random.Next(list.Length)], names[labels[i]]);
+            corpus = names.SelectMany(n => list.Select(t => ZeroShotPrompts.Fill(t, n))).ToArray();
+            group = i => labels[i];
+        }
+        else
+        {
+            var captions = dataset.Captions ?? throw new ArgumentException(
+                $"Dataset '{dataset.Name}' has no captions; give templates to make captions from its class names.", nameof(templates));
+            caption = (i, _) => captions[i];
+            corpus = captions.Where(c => !string.IsNullOrEmpty(c)).ToArray();
+        }
+        if (dataset.Raw is { } raw)
+            return FromPixels(raw.AllPixels, raw.Count, raw.Height, raw.Width, raw.Channels, caption, corpus, group);
+        var paths = dataset.ImagePaths ?? throw new ArgumentException($"Dataset '{dataset.Name}' has neither image files nor pixels.");
+        return new FileData(paths.ToArray(), caption, corpus, group);
     }
 
     /// <summary>
@@ -165,17 +204,19 @@ public abstract class ClipTrainingData
         }
     }
 
-    private sealed class FileData(string[] paths, string[] captions) : ClipTrainingData
+    private sealed class FileData(string[] paths, Func<int, Random, string> captionOf, string[] corpus, Func<int, long>? positiveGroup) : ClipTrainingData
     {
         private ClipImagePreprocessor? preprocessor;
 
         public override int Count => paths.Length;
 
-        public override IEnumerable<string> CaptionCorpus() => captions.Where(c => c is not null);
+        public override IEnumerable<string> CaptionCorpus() => corpus;
+
+        public override long? PositiveGroup(int index) => positiveGroup?.Invoke(index);
 
         protected internal override string Fill(int index, int resolution, Span<float> pixels, Random random)
         {
-            var caption = captions[index];
+            var caption = captionOf(index, random);
             if (string.IsNullOrEmpty(caption)) throw new InvalidDataException($"image {index} ({paths[index]}) has no caption");
             var p = preprocessor;
             if (p is null || p.Size != resolution) preprocessor = p = new ClipImagePreprocessor(resolution);
