@@ -44,8 +44,10 @@ internal static class CliRunner
         }
     }
 
-    private static bool IsInputError(Exception e) => e is CliInputException or ClipCheckpointException or ClipImageException or FileNotFoundException
-        or DirectoryNotFoundException or InvalidDataException or UnauthorizedAccessException or IOException or ArgumentException or FormatException
+    // A row that cannot be read names its input: that is the user's data, not a bug of the tool.
+    private static bool IsInputError(Exception e) => e is CliInputException or ClipCheckpointException or ClipImageException or Transforms.ClipRowException
+        or FileNotFoundException or DirectoryNotFoundException or InvalidDataException or UnauthorizedAccessException or IOException or ArgumentException
+        or FormatException
         || (e.GetType().Namespace?.StartsWith("Clip.MLNet", StringComparison.Ordinal) == true && e is not InvalidOperationException);
 
     private static string OneLine(string s) => s.ReplaceLineEndings(" ").Trim();
