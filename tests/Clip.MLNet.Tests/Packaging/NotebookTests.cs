@@ -75,7 +75,8 @@ public sealed class NotebookTests(PackagedBuild packed)
         var notebooks = Path.Combine(packed.Repository, "notebooks");
         Assert.Contains($"#r \\\"nuget: Clip.MLNet, {packed.Version}\\\"", File.ReadAllText(Path.Combine(notebooks, name)));
 
-        // Their TorchSharp native library is the NuGet cache's: the machine fix goes there first (the one command of README).
+        // Their TorchSharp native library is the NuGet cache's (here the test's packages folder): the machine fix goes
+        // there first, with README's one command.
         var fix = ProcessRunner.Run(packed.Clip, ["fix-native"], packed.Work, packed.Environment(), TimeSpan.FromMinutes(1));
         Assert.True(fix.ExitCode == 0, $"clip fix-native failed:\n{fix.Tail()}");
 

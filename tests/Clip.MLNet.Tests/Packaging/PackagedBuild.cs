@@ -14,8 +14,9 @@ public sealed class PackagingCollection : ICollectionFixture<PackagedBuild>
 /// Both packages packed the way README says (<c>dotnet pack -c Release -o artifacts/packages</c>), once for the
 /// packaging tests, and the tool installed from that folder. Everything that consumes them runs outside the
 /// solution with a NuGet packages folder of its own (<see cref="PackagesFolder"/>): links to the machine's
-/// packages except Clip.MLNet*, so the packages under test are always this run's, never a cached copy of the
-/// same version, and nothing is unpacked twice.
+/// packages except Clip.MLNet* (so the packages under test are always this run's, never a cached copy of the
+/// same version, and nothing large is unpacked twice) and a copy of TorchSharp (so that the machine fix applied
+/// for the notebooks changes this copy only).
 /// </summary>
 public sealed class PackagedBuild : IDisposable
 {
@@ -48,8 +49,11 @@ public sealed class PackagedBuild : IDisposable
         foreach (var package in Directory.EnumerateDirectories(MachinePackagesFolder))
         {
             var id = Path.GetFileName(package);
-            if (!id.StartsWith("clip.mlnet", StringComparison.OrdinalIgnoreCase))
-                Directory.CreateSymbolicLink(Path.Combine(PackagesFolder, id), package);
+            if (id.StartsWith("clip.mlnet", StringComparison.OrdinalIgnoreCase)) continue;
+            // TorchSharp (small) as a copy: the notebooks load its native library from here, and the machine fix
+            // they need goes on this copy, not on the machine's.
+            if (id.Equals("torchsharp", StringComparison.OrdinalIgnoreCase)) CopyFolder(package, Path.Combine(PackagesFolder, id));
+            else Directory.CreateSymbolicLink(Path.Combine(PackagesFolder, id), package);
         }
 
         // The tool from the folder feed only (a tool package has no dependencies to find elsewhere).
@@ -103,6 +107,17 @@ public sealed class PackagedBuild : IDisposable
     /// <summary>Whether this machine needs the GLIBCXX_3.4.32 fix (DESIGN.md, "Platform facts").</summary>
     public static bool MachineNeedsNativeFix =>
         OperatingSystem.IsLinux() && SystemLibstdcxx.Find() is { } lib && !SystemLibstdcxx.Provides(lib, ElfVersionNeed.GlibcxxVersion);
+
+    private static void CopyFolder(string from, string to)
+    {
+        Directory.CreateDirectory(to);
+        foreach (var file in Directory.EnumerateFiles(from, "*", new EnumerationOptions { RecurseSubdirectories = true, AttributesToSkip = 0 }))
+        {
+            var target = Path.Combine(to, Path.GetRelativePath(from, file));
+            Directory.CreateDirectory(Path.GetDirectoryName(target)!);
+            File.Copy(file, target);
+        }
+    }
 
     private static void Require(ProcessRunner.Result result, string what)
     {
