@@ -31,6 +31,13 @@ internal static class CliRunner
             if (verbose) Console.Error.WriteLine(e);
             return ExitCodes.BadInput;
         }
+        catch (Exception e) when (NeedsNativeFix(e))
+        {
+            // TorchSharp's native library on a libstdc++ older than GCC 13's: name the one command that fixes it.
+            Console.Error.WriteLine($"error: TorchSharp's native library needs {ElfVersionNeed.GlibcxxVersion}, which this system's libstdc++ lacks; run 'clip fix-native' once, then try again");
+            if (verbose) Console.Error.WriteLine(e);
+            return ExitCodes.Internal;
+        }
         catch (OperationCanceledException)
         {
             Console.Error.WriteLine("cancelled");
@@ -42,6 +49,13 @@ internal static class CliRunner
             if (verbose) Console.Error.WriteLine(e);
             return ExitCodes.Internal;
         }
+    }
+
+    private static bool NeedsNativeFix(Exception e)
+    {
+        for (Exception? x = e; x is not null; x = x.InnerException)
+            if (x is DllNotFoundException && x.Message.Contains(ElfVersionNeed.GlibcxxVersion, StringComparison.Ordinal)) return true;
+        return false;
     }
 
     // A row that cannot be read names its input: that is the user's data, not a bug of the tool.

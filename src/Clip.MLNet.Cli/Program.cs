@@ -18,6 +18,7 @@ internal static class Program
             TrainCommand.Create(),
             DemoCommand.Create(),
             ModelsCommand.Create(),
+            FixNativeCommand.Create(),
         };
         return root.Parse(args).Invoke();
     }
