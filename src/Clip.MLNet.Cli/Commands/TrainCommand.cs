@@ -63,7 +63,7 @@ internal static class TrainCommand
                 if (max < 2) throw new CliInputException($"--max-items must be at least 2, got {max}");
                 dataset = dataset.Sample(max, parse.GetValue(seed));
             }
-            IReadOnlyList<string>? templateList = parse.GetValue(templates) is { } tf ? ReadTemplates(tf) : null;
+            IReadOnlyList<string>? templateList = parse.GetValue(templates) is { } tf ? ZeroShotCommand.ReadTemplates(tf) : null;
             ClipTrainingData pairs;
             try { pairs = ClipTrainingData.FromDataset(dataset, templateList); }
             catch (ArgumentException e) { throw new CliInputException($"--data {spec.Text}: {e.Message}", e); }
@@ -141,15 +141,6 @@ internal static class TrainCommand
             }
         }));
         return command;
-    }
-
-    private static IReadOnlyList<string> ReadTemplates(string file)
-    {
-        var lines = TextLines.ReadFile(file).Select(l => l.Trim()).Where(l => l.Length > 0).ToList();
-        if (lines.Count == 0) throw new CliInputException($"{file}: no templates");
-        int bad = lines.FindIndex(l => !l.Contains("{}", StringComparison.Ordinal));
-        if (bad >= 0) throw new CliInputException($"{file}: the template \"{lines[bad]}\" has no {{}} where the class name goes");
-        return lines;
     }
 
     internal static ClipConfig Architecture(string name, int imageSize, int contextLength)
