@@ -15,6 +15,7 @@ internal static class Program
             TokenizeCommand.Create(),
             ZeroShotCommand.Create(),
             DemoCommand.Create(),
+            BenchCommand.Create(),
         };
         return root.Parse(args).Invoke();
     }

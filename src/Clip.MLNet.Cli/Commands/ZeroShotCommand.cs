@@ -21,9 +21,11 @@ internal static class ZeroShotCommand
         var batch = CommonOptions.Batch();
         var precision = CommonOptions.Precision();
         var activation = CommonOptions.Activation();
+        var threads = CommonOptions.Threads();
+        var device = CommonOptions.DeviceOption();
         var command = new Command("zero-shot", "Zero-shot classification: prints CSV 'image,rank,label,probability', K rows per image.")
         {
-            model, vocab, labels, labelsFile, templates, top, images, batch, precision, activation,
+            model, vocab, labels, labelsFile, templates, top, images, batch, precision, activation, threads, device,
         };
         command.SetAction(parse => CliRunner.Run(parse.GetValue(CommonOptions.Verbose), () =>
         {
@@ -38,7 +40,8 @@ internal static class ZeroShotCommand
             ZeroShotPrompts prompts;
             try { prompts = new ZeroShotPrompts(classNames, templateList); }
             catch (ArgumentException e) { throw new CliInputException(e.Message, e); }
-            using var clip = CommonOptions.LoadModel(parse.GetValue(model)!, parse.GetValue(precision)!, parse.GetValue(activation));
+            CommonOptions.ApplyThreads(parse.GetValue(threads));
+            using var clip = CommonOptions.LoadModel(parse.GetValue(model)!, parse.GetValue(precision)!, parse.GetValue(activation), parse.GetValue(device));
             var tokenizer = EmbedFiles.Tokenizer(clip, parse.GetValue(vocab));
             using var classifier = ZeroShotClassifier.Create(clip, tokenizer, prompts);
             var preprocessor = new ClipImagePreprocessor(clip.ImageResolution);

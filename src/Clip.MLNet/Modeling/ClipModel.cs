@@ -68,6 +68,23 @@ public sealed partial class ClipModel : nn.Module<Tensor, Tensor, (Tensor Logits
         set => text.TrimToLongest = value;
     }
 
+    /// <summary>
+    /// libtorch's intra-op thread count: how many threads one matrix product or elementwise operation
+    /// uses on the CPU (libtorch's default: one per physical core). This is <c>torch.set_num_threads</c>,
+    /// a setting of the whole process, not of one model: it applies to every model and every thread
+    /// that computes with libtorch, and the last value set wins.
+    /// </summary>
+    /// <exception cref="ArgumentOutOfRangeException">The value is not positive.</exception>
+    public static int IntraOpThreads
+    {
+        get => torch.get_num_threads();
+        set
+        {
+            if (value <= 0) throw new ArgumentOutOfRangeException(nameof(value), value, "The intra-op thread count must be positive.");
+            if (torch.get_num_threads() != value) torch.set_num_threads(value);
+        }
+    }
+
     internal ImageEncoder Visual => visual;
     internal TextTransformer Text => text;
     internal Parameter LogitScaleParameter => logit_scale;
