@@ -38,9 +38,16 @@ internal static class BenchCommand
                           "Shorter texts are also timed padded to the context with trimming off, for comparison.",
         };
         var device = CommonOptions.DeviceOption();
+        var images = new Option<string[]>("--images")
+        {
+            Description = "Image files or folders: also time ClipImageEmbedding over them (paths, decoding and preprocessing included) and compare with the image tower alone.",
+            AllowMultipleArgumentsPerToken = true,
+        };
+        var imageCount = new Option<int?>("--image-count") { Description = "Rows for the --images run, cycling through the files (default: one per file)." };
+        var preprocessThreads = new Option<int>("--preprocess-threads") { Description = "Threads decoding and preprocessing in the --images run.", DefaultValueFactory = _ => 1 };
         var command = new Command("bench", "Time the image and text towers on random inputs, beside the machine's GEMM rate in the same dtype and threads.")
         {
-            model, arch, batch, precision, threads, seconds, json, textTokens, device,
+            model, arch, batch, precision, threads, seconds, json, textTokens, device, images, imageCount, preprocessThreads,
         };
         command.SetAction(parse => CliRunner.Run(parse.GetValue(CommonOptions.Verbose), () =>
         {
@@ -53,6 +60,11 @@ internal static class BenchCommand
             if (!(duration >= 0) || double.IsInfinity(duration)) throw new CliInputException($"--seconds must be a non-negative number, got {duration}");
             CommonOptions.ApplyThreads(parse.GetValue(threads));
             var target = CommonOptions.ParseDevice(parse.GetValue(device));
+            var files = ImageFiles(parse.GetValue(images) ?? Array.Empty<string>());
+            int rows = parse.GetValue(imageCount) ?? files.Count;
+            if (rows <= 0) throw new CliInputException($"--image-count must be positive, got {rows}");
+            int prepThreads = parse.GetValue(preprocessThreads);
+            if (prepThreads <= 0) throw new CliInputException($"--preprocess-threads must be positive, got {prepThreads}");
 
             string name;
             ClipModel clip;
@@ -76,14 +88,39 @@ internal static class BenchCommand
                     throw new CliInputException($"--text-tokens must be 2..{clip.ContextLength} (start and end tokens included), got {t}");
                 var result = ClipBenchmark.Run(clip, new ClipBenchmarkOptions { BatchSize = batchSize, Seconds = duration, TextTokens = tokens },
                     line => Console.Error.WriteLine($"bench: {line}"));
-                Console.Out.Write(parse.GetValue(json) ? Json(name, modelPath is null, result) : Table(name, modelPath is null, result));
+                ClipPipelineBenchmarkResult? pipeline = null;
+                if (files.Count > 0)
+                {
+                    Console.Error.WriteLine($"bench: ClipImageEmbedding over {rows} rows of {files.Count} files, batch {batchSize}, {prepThreads} preprocessing threads");
+                    pipeline = ClipPipelineBenchmark.Run(clip, files, rows, batchSize, prepThreads);
+                }
+                Console.Out.Write(parse.GetValue(json) ? Json(name, modelPath is null, result, pipeline) : Table(name, modelPath is null, result, pipeline));
             }
             return ExitCodes.Ok;
         }));
         return command;
     }
 
-    internal static string Json(string model, bool randomWeights, ClipBenchmarkResult r)
+    /// <summary>The files of <c>--images</c>: files as given, folders as their image files in name order.</summary>
+    internal static IReadOnlyList<string> ImageFiles(IEnumerable<string> items)
+    {
+        var extensions = new HashSet<string>(StringComparer.OrdinalIgnoreCase) { ".jpg", ".jpeg", ".png", ".gif", ".bmp", ".webp" };
+        var files = new List<string>();
+        foreach (var item in items)
+        {
+            if (Directory.Exists(item))
+            {
+                var found = Directory.EnumerateFiles(item).Where(f => extensions.Contains(Path.GetExtension(f))).Order(StringComparer.Ordinal).ToList();
+                if (found.Count == 0) throw new CliInputException($"--images: {item}: the folder holds no image files");
+                files.AddRange(found);
+            }
+            else if (File.Exists(item)) files.Add(item);
+            else throw new CliInputException($"--images: {item}: no such file or folder");
+        }
+        return files;
+    }
+
+    internal static string Json(string model, bool randomWeights, ClipBenchmarkResult r, ClipPipelineBenchmarkResult? p = null)
     {
         static JsonNode Num(double v, int digits) => JsonValue.Create(Math.Round(v, digits))!;
         var o = new JsonObject
@@ -93,7 +130,7 @@ internal static class BenchCommand
             ["images_per_s"] = Num(r.ImagesPerSecond, 3),
             ["images_per_s_mean"] = Num(r.ImagesPerSecondMean, 3),
             ["texts_per_s"] = Num(r.TextsPerSecond, 3),
-            ["texts_per_s_padded"] = r.TextsPerSecondPadded is { } p ? Num(p, 3) : null,
+            ["texts_per_s_padded"] = r.TextsPerSecondPadded is { } padded ? Num(padded, 3) : null,
             ["text_trim_speedup"] = r.TextsPerSecondPadded is { } q && q > 0 ? Num(r.TextsPerSecond / q, 3) : null,
             ["text_tokens"] = r.TextTokens,
             ["context_length"] = r.ContextLength,
@@ -111,10 +148,22 @@ internal static class BenchCommand
             ["image_batches"] = r.ImageBatches,
             ["text_batches"] = r.TextBatches,
         };
+        if (p is not null)
+        {
+            o["pipeline_images_per_s"] = Num(p.ImagesPerSecond, 3);
+            o["pipeline_ratio"] = r.ImagesPerSecond > 0 ? Num(p.ImagesPerSecond / r.ImagesPerSecond, 4) : null;
+            o["pipeline_images_per_s_mean"] = Num(p.ImagesPerSecondMean, 3);
+            o["pipeline_images"] = p.Images;
+            o["pipeline_seconds"] = Num(p.Seconds, 2);
+            o["preprocess_threads"] = p.PreprocessThreads;
+            o["rss_start_mib"] = Num(p.RssStartMiB, 1);
+            o["peak_rss_mib"] = Num(p.PeakRssMiB, 1);
+            o["rss_end_mib"] = Num(p.RssEndMiB, 1);
+        }
         return o.ToJsonString(new JsonSerializerOptions { WriteIndented = false }) + Environment.NewLine;
     }
 
-    internal static string Table(string model, bool randomWeights, ClipBenchmarkResult r)
+    internal static string Table(string model, bool randomWeights, ClipBenchmarkResult r, ClipPipelineBenchmarkResult? p = null)
     {
         var c = CultureInfo.InvariantCulture;
         var lines = new List<string>
@@ -136,6 +185,13 @@ internal static class BenchCommand
                 Row($"text, padded to {r.ContextLength}", padded, r.TextGflopPerItemPadded ?? 0);
                 lines.Add($"trimming speed-up           {(r.TextsPerSecond / padded).ToString("F2", c)}x");
             }
+        }
+        if (p is not null)
+        {
+            lines.Add("");
+            lines.Add($"ClipImageEmbedding over files: {p.ImagesPerSecond.ToString("F2", c)} images/s ({p.Images} rows in {p.Seconds.ToString("F1", c)} s: {p.ImagesPerSecondMean.ToString("F2", c)}/s overall; " +
+                      $"{p.PreprocessThreads} preprocessing threads), {(r.ImagesPerSecond > 0 ? (p.ImagesPerSecond / r.ImagesPerSecond).ToString("F3", c) : "-")} of the image tower alone");
+            lines.Add($"resident memory: {p.RssStartMiB.ToString("F0", c)} MiB at start, peak {p.PeakRssMiB.ToString("F0", c)} MiB, {p.RssEndMiB.ToString("F0", c)} MiB at end");
         }
         return string.Join(Environment.NewLine, lines) + Environment.NewLine;
     }

@@ -46,6 +46,18 @@ internal static class CommonOptions
         Description = "libtorch intra-op threads (default: libtorch's choice, one per core). Process-wide.",
     };
 
+    public static Option<int?> PreprocessThreads() => new("--preprocess-threads")
+    {
+        Description = "Threads decoding and preprocessing images, one batch ahead of the forward pass (default: 1 on the CPU, one per core with CUDA).",
+    };
+
+    /// <summary>The preprocessing threads of a command: the flag, else 1 beside a CPU model and one per core beside a GPU.</summary>
+    public static int ResolvePreprocessThreads(int? value, ClipModel model)
+    {
+        if (value is { } n) return n > 0 ? n : throw new CliInputException($"--preprocess-threads must be positive, got {n}");
+        return model.Device.type == TorchSharp.DeviceType.CPU ? 1 : Environment.ProcessorCount;
+    }
+
     public static Option<string?> DeviceOption() => new("--device")
     {
         Description = "Where to compute: cpu (default) or cuda / cuda:N (needs a CUDA build of TorchSharp).",

@@ -23,10 +23,11 @@ internal static class EmbedCommand
         var activation = CommonOptions.Activation();
         var threads = CommonOptions.Threads();
         var device = CommonOptions.DeviceOption();
+        var preprocessThreads = CommonOptions.PreprocessThreads();
 
         var command = new Command("embed", "Embed images and texts; writes image_features [N,D] and text_features [M,D] (and logits_per_image [N,M] with --inputs holding both).")
         {
-            model, vocab, images, texts, inputs, output, raw, noTruncate, batch, precision, activation, threads, device,
+            model, vocab, images, texts, inputs, output, raw, noTruncate, batch, precision, activation, threads, device, preprocessThreads,
         };
         command.SetAction(parse => CliRunner.Run(parse.GetValue(CommonOptions.Verbose), () =>
         {
@@ -47,7 +48,8 @@ internal static class EmbedCommand
                 if (inputsPath is not null)
                     EmbedReadyTensors(clip, inputsPath, batchSize, !parse.GetValue(raw), outputs);
                 else
-                    EmbedFiles.Run(clip, parse.GetValue(vocab), imagePaths, textsPath, batchSize, !parse.GetValue(raw), !parse.GetValue(noTruncate), outputs);
+                    EmbedFiles.Run(clip, parse.GetValue(vocab), imagePaths, textsPath, batchSize, !parse.GetValue(raw), !parse.GetValue(noTruncate), outputs,
+                        CommonOptions.ResolvePreprocessThreads(parse.GetValue(preprocessThreads), clip));
                 SafetensorsFile.Write(parse.GetValue(output)!, outputs);
             }
             finally
