@@ -62,7 +62,8 @@ internal static class BenchCommand
             var target = CommonOptions.ParseDevice(parse.GetValue(device));
             var files = ImageFiles(parse.GetValue(images) ?? Array.Empty<string>());
             int rows = parse.GetValue(imageCount) ?? files.Count;
-            if (rows <= 0) throw new CliInputException($"--image-count must be positive, got {rows}");
+            if (parse.GetValue(imageCount) is { } requested && (requested <= 0 || files.Count == 0))
+                throw new CliInputException(files.Count == 0 ? "--image-count needs --images" : $"--image-count must be positive, got {requested}");
             int prepThreads = parse.GetValue(preprocessThreads);
             if (prepThreads <= 0) throw new CliInputException($"--preprocess-threads must be positive, got {prepThreads}");
 
