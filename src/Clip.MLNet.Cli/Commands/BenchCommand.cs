@@ -160,6 +160,7 @@ internal static class BenchCommand
             o["rss_start_mib"] = Num(p.RssStartMiB, 1);
             o["peak_rss_mib"] = Num(p.PeakRssMiB, 1);
             o["rss_end_mib"] = Num(p.RssEndMiB, 1);
+            o["rss_samples_mib"] = new JsonArray(p.RssSamplesMiB.Select(v => (JsonNode)Num(v, 1)).ToArray());
         }
         return o.ToJsonString(new JsonSerializerOptions { WriteIndented = false }) + Environment.NewLine;
     }
@@ -193,6 +194,8 @@ internal static class BenchCommand
             lines.Add($"ClipImageEmbedding over files: {p.ImagesPerSecond.ToString("F2", c)} images/s ({p.Images} rows in {p.Seconds.ToString("F1", c)} s: {p.ImagesPerSecondMean.ToString("F2", c)}/s overall; " +
                       $"{p.PreprocessThreads} preprocessing threads), {(r.ImagesPerSecond > 0 ? (p.ImagesPerSecond / r.ImagesPerSecond).ToString("F3", c) : "-")} of the image tower alone");
             lines.Add($"resident memory: {p.RssStartMiB.ToString("F0", c)} MiB at start, peak {p.PeakRssMiB.ToString("F0", c)} MiB, {p.RssEndMiB.ToString("F0", c)} MiB at end");
+            if (p.RssSamplesMiB.Count > 0)
+                lines.Add($"  after each tenth of the rows: {string.Join(" ", p.RssSamplesMiB.Select(v => v.ToString("F0", c)))} MiB");
         }
         return string.Join(Environment.NewLine, lines) + Environment.NewLine;
     }

@@ -29,6 +29,8 @@ public sealed record ClipPipelineBenchmarkResult
     public double PeakRssMiB { get; init; }
     /// <summary>Resident memory when the run ended, MiB.</summary>
     public double RssEndMiB { get; init; }
+    /// <summary>Resident memory after each tenth of the rows, MiB: flat once the buffers are in use.</summary>
+    public IReadOnlyList<double> RssSamplesMiB { get; init; } = Array.Empty<double>();
 }
 
 /// <summary>
@@ -71,7 +73,11 @@ public static class ClipPipelineBenchmark
         double rssStart = ProcessMemory.ResidentMiB();
         var sw = Stopwatch.StartNew();
         var marks = new List<double>();
-        int rows = Drain(transformer.Transform(Rows(count)), batchSize, sw, marks);
+        var samples = new List<double>();
+        int rows = Drain(transformer.Transform(Rows(count)), batchSize, sw, marks, n =>
+        {
+            if (n % Math.Max(1, count / 10) == 0) samples.Add(ProcessMemory.ResidentMiB());
+        });
         double seconds = sw.Elapsed.TotalSeconds;
         // Intervals between batch ends; the first batch (nothing to overlap with yet) is left out when there are others.
         var intervals = marks.Zip(marks.Skip(1), (a, b) => b - a).Order().ToList();
@@ -88,10 +94,11 @@ public static class ClipPipelineBenchmark
             RssStartMiB = rssStart,
             PeakRssMiB = ProcessMemory.PeakResidentMiB(),
             RssEndMiB = ProcessMemory.ResidentMiB(),
+            RssSamplesMiB = samples,
         };
     }
 
-    private static int Drain(IDataView view, int batchSize, Stopwatch? clock, List<double>? batchEnds)
+    private static int Drain(IDataView view, int batchSize, Stopwatch? clock, List<double>? batchEnds, Action<int>? afterRow = null)
     {
         var column = view.Schema["Features"];
         using var cursor = view.GetRowCursor(new[] { column });
@@ -103,6 +110,7 @@ public static class ClipPipelineBenchmark
             getter(ref value);
             n++;
             if (clock is not null && n % batchSize == 0) batchEnds!.Add(clock.Elapsed.TotalSeconds);
+            afterRow?.Invoke(n);
         }
         return n;
     }

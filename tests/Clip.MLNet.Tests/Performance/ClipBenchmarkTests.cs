@@ -78,3 +78,26 @@ public class ClipBenchmarkTests
         Assert.Throws<ArgumentOutOfRangeException>(() => ClipModel.IntraOpThreads = 0);
     }
 }
+
+/// <summary>The ML.NET pipeline benchmark embeds every row it is asked for and reports memory.</summary>
+public class ClipPipelineBenchmarkTests
+{
+    [Fact]
+    public void EmbedsTheRowsCyclingThroughTheFiles()
+    {
+        using var model = ClipModel.Create(ClipConfig.VisionTransformerConfig(32, 64, 32, 64, 1, 64, 1));
+        var files = Support.ReferenceData.ImagePaths.Take(3).ToArray();
+        var r = ClipPipelineBenchmark.Run(model, files, 10, batchSize: 4, preprocessThreads: 2);
+        Assert.Equal(10, r.Images);
+        Assert.Equal(4, r.Batch);
+        Assert.Equal(2, r.PreprocessThreads);
+        Assert.True(r.ImagesPerSecond > 0 && r.ImagesPerSecondMean > 0 && r.Seconds > 0);
+        if (OperatingSystem.IsLinux())
+        {
+            Assert.True(r.PeakRssMiB >= r.RssStartMiB && r.RssStartMiB > 0);
+            Assert.Equal(10, r.RssSamplesMiB.Count);
+        }
+        Assert.Throws<ArgumentException>(() => ClipPipelineBenchmark.Run(model, Array.Empty<string>(), 1));
+        Assert.Throws<ArgumentOutOfRangeException>(() => ClipPipelineBenchmark.Run(model, files, 0));
+    }
+}
