@@ -85,6 +85,20 @@ public sealed partial class ClipModel : nn.Module<Tensor, Tensor, (Tensor Logits
         }
     }
 
+    /// <summary>
+    /// Whether <see cref="EncodeImage"/> and <see cref="EncodeText"/> hand free C-heap pages back to the
+    /// system, at most once a second (default true; Linux with glibc only, elsewhere nothing happens).
+    /// libtorch's large short-lived tensors otherwise fragment glibc's heap, and the resident size of a long
+    /// embedding run creeps up (620 to 920 MiB over 1,600 images here; flat near 540-600 MiB with trimming,
+    /// at the same speed). A process-wide setting; the environment variable
+    /// <c>CLIP_MLNET_NO_MALLOC_TRIM=1</c> sets it to false at start.
+    /// </summary>
+    public static bool TrimNativeHeap
+    {
+        get => NativeHeap.Enabled;
+        set => NativeHeap.Enabled = value;
+    }
+
     internal ImageEncoder Visual => visual;
     internal TextTransformer Text => text;
     internal Parameter LogitScaleParameter => logit_scale;
@@ -100,7 +114,9 @@ public sealed partial class ClipModel : nn.Module<Tensor, Tensor, (Tensor Logits
         using var _ = torch.no_grad();
         using var scope = NewDisposeScope();
         var x = pixels.to(ComputeType, Device);
-        return scope.MoveToOuter(visual.forward(x).to(ScalarType.Float32));
+        var features = scope.MoveToOuter(visual.forward(x).to(ScalarType.Float32));
+        NativeHeap.TrimIfDue();
+        return features;
     }
 
     /// <summary>Text features <c>[M, embed_dim]</c> (not normalized) for token ids <c>[M, L]</c>, L at most <see cref="ContextLength"/>.</summary>
@@ -109,7 +125,9 @@ public sealed partial class ClipModel : nn.Module<Tensor, Tensor, (Tensor Logits
         using var _ = torch.no_grad();
         using var scope = NewDisposeScope();
         var x = tokens.to(ScalarType.Int64, Device);
-        return scope.MoveToOuter(text.forward(x).to(ScalarType.Float32));
+        var features = scope.MoveToOuter(text.forward(x).to(ScalarType.Float32));
+        NativeHeap.TrimIfDue();
+        return features;
     }
 
     /// <summary>

@@ -61,3 +61,28 @@ public class IntraOpThreadsTests
         Assert.Equal(2, ((ClipZeroShotTransformer)stages[1]).Options.IntraOpThreads);
     }
 }
+
+/// <summary>Heap trimming after forward passes is a switch that leaves results alone.</summary>
+public class NativeHeapTests
+{
+    [Fact]
+    public void TrimmingCanBeSwitchedAndDoesNotChangeFeatures()
+    {
+        bool before = ClipModel.TrimNativeHeap;
+        try
+        {
+            var pixels = Fixtures.Expected("pixel_values_224");
+            ClipModel.TrimNativeHeap = false;
+            using var a = ReferenceData.Vit.EncodeImage(pixels);
+            ClipModel.TrimNativeHeap = true;
+            Assert.True(ClipModel.TrimNativeHeap);
+            NativeHeap.TrimIfDue();
+            using var b = ReferenceData.Vit.EncodeImage(pixels);
+            Assert.InRange(Fixtures.RelativeError(b, a), 0, 0);
+        }
+        finally
+        {
+            ClipModel.TrimNativeHeap = before;
+        }
+    }
+}
