@@ -43,7 +43,7 @@ internal sealed class MultiheadSelfAttention : nn.Module<Tensor, Tensor>
         var qkv = nn.functional.linear(x, in_proj_weight, in_proj_bias)
             .view(b, l, 3, heads, d / heads)
             .permute(2, 0, 3, 1, 4);
-        var o = x.device_type == DeviceType.CPU
+        var o = DeviceKernels.PathOf(x) == DeviceType.CPU
             ? Attention(qkv[0], qkv[1], qkv[2], causal)
             : nn.functional.scaled_dot_product_attention(qkv[0], qkv[1], qkv[2], is_casual: causal);
         o = o.transpose(1, 2).reshape(b, l, d);

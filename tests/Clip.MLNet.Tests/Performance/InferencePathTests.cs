@@ -73,3 +73,60 @@ public class InferencePathTests
         Assert.InRange(diff.item<float>(), 0, scale.item<float>() * (dtype == ScalarType.BFloat16 ? 1.0 / 128 : 1.0 / 1024));
     }
 }
+
+/// <summary>
+/// The paths other devices take (fused scaled_dot_product_attention, LayerNorm upcast to fp32 and
+/// back), run on CPU tensors: the same reference features in fp32, the same bf16 accuracy.
+/// </summary>
+public class OtherDevicePathTests
+{
+    [Theory]
+    [InlineData("vit", "hf", "vit")]
+    [InlineData("rn", "openai_state_dict.pt", "rn")]
+    public void CudaPathsMatchTheReferenceInFp32(string folder, string file, string prefix)
+    {
+        using var model = ClipModel.Load(Fixtures.ReferencePath(folder, file));
+        using var scope = NewDisposeScope();
+        using var cuda = DeviceKernels.Assume(TorchSharp.DeviceType.CUDA);
+        var image = model.EncodeImage(Fixtures.Expected("pixel_values_224"));
+        var text = model.EncodeText(Fixtures.Expected("text_tokens"));
+        Assert.InRange(Fixtures.RelativeError(image, Fixtures.Expected($"{prefix}.image_features")), 0, 1e-4);
+        Assert.InRange(Fixtures.RelativeError(text, Fixtures.Expected($"{prefix}.text_features")), 0, 1e-4);
+    }
+
+    [Theory]
+    [InlineData(ScalarType.BFloat16)]
+    [InlineData(ScalarType.Float16)]
+    public void CudaPathsInReducedPrecisionStayWithinCosine0999(ScalarType dtype)
+    {
+        var path = Fixtures.ReferencePath("vit", "hf");
+        using var full = ClipModel.Load(path);
+        using var reduced = ClipModel.Load(path, new ClipLoadOptions { Precision = dtype });
+        using var scope = NewDisposeScope();
+        var pixels = Fixtures.Expected("pixel_values_224");
+        var tokens = Fixtures.Expected("text_tokens");
+        var expectedImage = full.EncodeImage(pixels);
+        var expectedText = full.EncodeText(tokens);
+        using var cuda = DeviceKernels.Assume(TorchSharp.DeviceType.CUDA);
+        var image = reduced.EncodeImage(pixels);
+        var text = reduced.EncodeText(tokens);
+        Assert.True(nn.functional.cosine_similarity(image, expectedImage, 1).min().item<float>() >= 0.999);
+        Assert.True(nn.functional.cosine_similarity(text, expectedText, 1).min().item<float>() >= 0.999);
+    }
+
+    [Fact]
+    public void AssumingADeviceIsPerThreadAndUndone()
+    {
+        using var t = torch.zeros(1);
+        using (DeviceKernels.Assume(TorchSharp.DeviceType.CUDA))
+        {
+            Assert.Equal(TorchSharp.DeviceType.CUDA, DeviceKernels.PathOf(t));
+            var other = TorchSharp.DeviceType.CUDA;
+            var thread = new Thread(() => other = DeviceKernels.PathOf(t));
+            thread.Start();
+            thread.Join();
+            Assert.Equal(TorchSharp.DeviceType.CPU, other);
+        }
+        Assert.Equal(TorchSharp.DeviceType.CPU, DeviceKernels.PathOf(t));
+    }
+}
