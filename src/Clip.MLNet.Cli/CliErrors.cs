@@ -54,8 +54,28 @@ internal static class CliRunner
     private static bool NeedsNativeFix(Exception e)
     {
         for (Exception? x = e; x is not null; x = x.InnerException)
+        {
             if (x is DllNotFoundException && x.Message.Contains(ElfVersionNeed.GlibcxxVersion, StringComparison.Ordinal)) return true;
+            // When TorchSharp's `torch` class is the first thing touched, its loader swallows the loader's message and
+            // throws from the type initializer instead: look at the tool's own copy and the system's libstdc++ directly.
+            if (x is TypeInitializationException { TypeName: "TorchSharp.torch" } && OwnLibraryLacksGlibcxx()) return true;
+        }
         return false;
+    }
+
+    private static bool OwnLibraryLacksGlibcxx()
+    {
+        try
+        {
+            var system = SystemLibstdcxx.Find();
+            if (system is null || SystemLibstdcxx.Provides(system, ElfVersionNeed.GlibcxxVersion)) return false;
+            var own = AppContext.BaseDirectory;
+            foreach (var candidate in new[] { Path.Combine(own, "libLibTorchSharp.so"), Path.Combine(own, "runtimes", "linux-x64", "native", "libLibTorchSharp.so") })
+                if (File.Exists(candidate) && ElfVersionNeed.Inspect(candidate) == ElfVersionNeedState.Required) return true;
+            return false;
+        }
+        catch (IOException) { return false; }
+        catch (UnauthorizedAccessException) { return false; }
     }
 
     // A row that cannot be read names its input: that is the user's data, not a bug of the tool.

@@ -19,6 +19,7 @@ internal static class Program
             DemoCommand.Create(),
             ModelsCommand.Create(),
             FixNativeCommand.Create(),
+            BenchCommand.Create(),
         };
         return root.Parse(args).Invoke();
     }

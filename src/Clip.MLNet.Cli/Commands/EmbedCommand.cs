@@ -21,10 +21,13 @@ internal static class EmbedCommand
         var batch = CommonOptions.Batch();
         var precision = CommonOptions.Precision();
         var activation = CommonOptions.Activation();
+        var threads = CommonOptions.Threads();
+        var device = CommonOptions.DeviceOption();
+        var preprocessThreads = CommonOptions.PreprocessThreads();
 
         var command = new Command("embed", "Embed images and texts; writes image_features [N,D] and text_features [M,D] (and logits_per_image [N,M] with --inputs holding both).")
         {
-            model, vocab, images, texts, inputs, output, raw, noTruncate, batch, precision, activation,
+            model, vocab, images, texts, inputs, output, raw, noTruncate, batch, precision, activation, threads, device, preprocessThreads,
         };
         command.SetAction(parse => CliRunner.Run(parse.GetValue(CommonOptions.Verbose), () =>
         {
@@ -37,14 +40,16 @@ internal static class EmbedCommand
             if (inputsPath is not null && (imagePaths.Length > 0 || textsPath is not null))
                 throw new CliInputException("--inputs cannot be combined with --images or --texts");
 
-            using var clip = CommonOptions.LoadModel(parse.GetValue(model)!, parse.GetValue(precision)!, parse.GetValue(activation), parse.GetValue(vocab));
+            CommonOptions.ApplyThreads(parse.GetValue(threads));
+            using var clip = CommonOptions.LoadModel(parse.GetValue(model)!, parse.GetValue(precision)!, parse.GetValue(activation), parse.GetValue(vocab), parse.GetValue(device));
             var outputs = new Dictionary<string, Tensor>(StringComparer.Ordinal);
             try
             {
                 if (inputsPath is not null)
                     EmbedReadyTensors(clip, inputsPath, batchSize, !parse.GetValue(raw), outputs);
                 else
-                    EmbedFiles.Run(clip, parse.GetValue(vocab), imagePaths, textsPath, batchSize, !parse.GetValue(raw), !parse.GetValue(noTruncate), outputs);
+                    EmbedFiles.Run(clip, parse.GetValue(vocab), imagePaths, textsPath, batchSize, !parse.GetValue(raw), !parse.GetValue(noTruncate), outputs,
+                        CommonOptions.ResolvePreprocessThreads(parse.GetValue(preprocessThreads), clip));
                 SafetensorsFile.Write(parse.GetValue(output)!, outputs);
             }
             finally

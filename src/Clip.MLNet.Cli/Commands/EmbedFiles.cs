@@ -1,3 +1,4 @@
+using Clip.MLNet.Imaging;
 using static TorchSharp.torch;
 
 namespace Clip.MLNet.Cli.Commands;
@@ -6,24 +7,24 @@ namespace Clip.MLNet.Cli.Commands;
 internal static class EmbedFiles
 {
     public static void Run(ClipModel clip, string? vocab, string[] images, string? texts, int batchSize, bool normalize, bool truncate,
-        Dictionary<string, Tensor> outputs)
+        Dictionary<string, Tensor> outputs, int preprocessThreads = 1)
     {
         if (images.Length > 0)
         {
+            // Decoding and preprocessing run on a background thread one batch ahead of the forward pass.
             var preprocessor = new ClipImagePreprocessor(clip.ImageResolution);
+            using var prefetcher = new ImageBatchPrefetcher(preprocessor, images, batchSize, prefetch: 1, threads: preprocessThreads);
             var parts = new List<Tensor>();
             try
             {
-                for (int start = 0; start < images.Length; start += batchSize)
+                try
                 {
-                    var chunk = images.Skip(start).Take(batchSize).ToArray();
-                    Tensor pixels;
-                    try { pixels = preprocessor.PreprocessBatch(chunk); }
-                    catch (ClipImageException e) when (e.Index is { } i)
-                    {
-                        throw new CliInputException($"--images item {start + i + 1} ({e.Input}): {e.Problem}", e);
-                    }
-                    using (pixels) parts.Add(clip.EncodeImage(pixels));
+                    foreach (var (_, pixels) in prefetcher.Batches())
+                        parts.Add(clip.EncodeImage(pixels));
+                }
+                catch (ClipImageException e) when (e.Index is { } i)
+                {
+                    throw new CliInputException($"--images item {i + 1} ({e.Input}): {e.Problem}", e);
                 }
                 using var features = cat(parts, 0);
                 outputs["image_features"] = normalize ? ClipModel.Normalize(features) : features.alias();

@@ -1,6 +1,7 @@
 using System.CommandLine;
 using System.Globalization;
 using System.Runtime.InteropServices;
+using Clip.MLNet.Imaging;
 using TorchSharp;
 using static TorchSharp.torch;
 
@@ -21,9 +22,12 @@ internal static class ZeroShotCommand
         var batch = CommonOptions.Batch();
         var precision = CommonOptions.Precision();
         var activation = CommonOptions.Activation();
+        var threads = CommonOptions.Threads();
+        var device = CommonOptions.DeviceOption();
+        var preprocessThreads = CommonOptions.PreprocessThreads();
         var command = new Command("zero-shot", "Zero-shot classification: prints CSV 'image,rank,label,probability', K rows per image.")
         {
-            model, vocab, labels, labelsFile, templates, top, images, batch, precision, activation,
+            model, vocab, labels, labelsFile, templates, top, images, batch, precision, activation, threads, device, preprocessThreads,
         };
         command.SetAction(parse => CliRunner.Run(parse.GetValue(CommonOptions.Verbose), () =>
         {
@@ -38,31 +42,35 @@ internal static class ZeroShotCommand
             ZeroShotPrompts prompts;
             try { prompts = new ZeroShotPrompts(classNames, templateList); }
             catch (ArgumentException e) { throw new CliInputException(e.Message, e); }
-            using var clip = CommonOptions.LoadModel(parse.GetValue(model)!, parse.GetValue(precision)!, parse.GetValue(activation), parse.GetValue(vocab));
+            CommonOptions.ApplyThreads(parse.GetValue(threads));
+            using var clip = CommonOptions.LoadModel(parse.GetValue(model)!, parse.GetValue(precision)!, parse.GetValue(activation), parse.GetValue(vocab), parse.GetValue(device));
             var tokenizer = EmbedFiles.Tokenizer(clip, parse.GetValue(vocab));
             using var classifier = ZeroShotClassifier.Create(clip, tokenizer, prompts);
             var preprocessor = new ClipImagePreprocessor(clip.ImageResolution);
 
             var stdout = Console.Out;
             stdout.WriteLine("image,rank,label,probability");
-            for (int start = 0; start < paths.Length; start += batchSize)
+            // Decoding and preprocessing run on a background thread one batch ahead of the forward pass.
+            using var prefetcher = new ImageBatchPrefetcher(preprocessor, paths, batchSize, prefetch: 1,
+                threads: CommonOptions.ResolvePreprocessThreads(parse.GetValue(preprocessThreads), clip));
+            try
             {
-                var chunk = paths.Skip(start).Take(batchSize).ToArray();
-                using var scope = NewDisposeScope();
-                Tensor pixels;
-                try { pixels = preprocessor.PreprocessBatch(chunk); }
-                catch (ClipImageException e) when (e.Index is { } i)
+                foreach (var (start, pixels) in prefetcher.Batches())
                 {
-                    throw new CliInputException($"--images item {start + i + 1} ({e.Input}): {e.Problem}", e);
+                    using var scope = NewDisposeScope();
+                    var probabilities = classifier.Probabilities(clip.EncodeImage(pixels)).cpu();
+                    var (values, indices) = probabilities.topk(k, dim: 1);
+                    var p = values.contiguous().data<float>().ToArray();
+                    var idx = indices.contiguous().data<long>().ToArray();
+                    for (int i = 0; i < pixels.shape[0]; i++)
+                        for (int r = 0; r < k; r++)
+                            stdout.WriteLine(string.Join(',', Csv(paths[start + i]), (r + 1).ToString(CultureInfo.InvariantCulture),
+                                Csv(classifier.ClassNames[(int)idx[i * k + r]]), p[i * k + r].ToString("0.########", CultureInfo.InvariantCulture)));
                 }
-                var probabilities = classifier.Probabilities(clip.EncodeImage(pixels)).cpu();
-                var (values, indices) = probabilities.topk(k, dim: 1);
-                var p = values.contiguous().data<float>().ToArray();
-                var idx = indices.contiguous().data<long>().ToArray();
-                for (int i = 0; i < chunk.Length; i++)
-                    for (int r = 0; r < k; r++)
-                        stdout.WriteLine(string.Join(',', Csv(chunk[i]), (r + 1).ToString(CultureInfo.InvariantCulture),
-                            Csv(classifier.ClassNames[(int)idx[i * k + r]]), p[i * k + r].ToString("0.########", CultureInfo.InvariantCulture)));
+            }
+            catch (ClipImageException e) when (e.Index is { } i)
+            {
+                throw new CliInputException($"--images item {i + 1} ({e.Input}): {e.Problem}", e);
             }
             return ExitCodes.Ok;
         }));

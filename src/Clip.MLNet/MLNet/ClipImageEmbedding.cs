@@ -30,6 +30,12 @@ public sealed class ClipImageEmbeddingEstimator : IEstimator<ClipImageEmbeddingT
         public int BatchSize { get; set; } = 32;
         /// <summary>Threads decoding and preprocessing images beside the forward pass (default 1).</summary>
         public int PreprocessThreads { get; set; } = 1;
+        /// <summary>
+        /// libtorch intra-op threads for the forward pass (null, the default: leave libtorch's setting, one per core).
+        /// This is <see cref="ClipModel.IntraOpThreads"/>: a process-wide setting applied when a cursor starts, so the
+        /// last value set by any transform or caller wins.
+        /// </summary>
+        public int? IntraOpThreads { get; set; }
         /// <summary>What a row whose image cannot be read does: an error (default) or missing outputs.</summary>
         public BadRowHandling BadRows { get; set; } = BadRowHandling.Error;
         /// <summary>Images with more pixels than this are refused before being decoded whole (null: the preprocessor's default).</summary>
@@ -45,6 +51,7 @@ public sealed class ClipImageEmbeddingEstimator : IEstimator<ClipImageEmbeddingT
         this.model = model ?? throw new ArgumentNullException(nameof(model));
         this.options = options ?? new Options();
         if (this.options.BatchSize <= 0) throw new ArgumentOutOfRangeException(nameof(options), "BatchSize must be positive.");
+        if (this.options.IntraOpThreads <= 0) throw new ArgumentOutOfRangeException(nameof(options), "IntraOpThreads must be positive (or null).");
     }
 
     /// <summary>Checks the input column and returns the transformer.</summary>
@@ -127,6 +134,7 @@ public sealed class ClipImageEmbeddingTransformer : ClipTransformerBase
         public override IReadOnlyList<BatchOutputColumn> Outputs => outputs;
         public override int BatchSize => options.BatchSize;
         public override int PrepareThreads => options.PreprocessThreads;
+        public override int? IntraOpThreads => options.IntraOpThreads;
         public override BadRowHandling BadRows => options.BadRows;
         public override void CheckInput(DataViewSchema inputSchema) => ImageInput.Check(inputSchema, options.InputColumnName);
         public override BatchWorker CreateWorker(DataViewSchema.Column input) => new Worker(model, preprocessor, options);

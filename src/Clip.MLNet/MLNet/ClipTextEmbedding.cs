@@ -27,6 +27,12 @@ public sealed class ClipTextEmbeddingEstimator : IEstimator<ClipTextEmbeddingTra
         public bool Truncate { get; set; } = true;
         /// <summary>Rows per forward pass (default 64). Results do not depend on it.</summary>
         public int BatchSize { get; set; } = 64;
+        /// <summary>
+        /// libtorch intra-op threads for the forward pass (null, the default: leave libtorch's setting, one per core).
+        /// This is <see cref="ClipModel.IntraOpThreads"/>: a process-wide setting applied when a cursor starts, so the
+        /// last value set by any transform or caller wins.
+        /// </summary>
+        public int? IntraOpThreads { get; set; }
         /// <summary>What a row that cannot be encoded (an over-long text without truncation) does.</summary>
         public BadRowHandling BadRows { get; set; } = BadRowHandling.Error;
     }
@@ -42,6 +48,7 @@ public sealed class ClipTextEmbeddingEstimator : IEstimator<ClipTextEmbeddingTra
         this.tokenizer = tokenizer ?? throw new ArgumentNullException(nameof(tokenizer));
         this.options = options ?? new Options();
         if (this.options.BatchSize <= 0) throw new ArgumentOutOfRangeException(nameof(options), "BatchSize must be positive.");
+        if (this.options.IntraOpThreads <= 0) throw new ArgumentOutOfRangeException(nameof(options), "IntraOpThreads must be positive (or null).");
         TextInput.CheckTokenizer(model, tokenizer);
     }
 
@@ -118,6 +125,7 @@ public sealed class ClipTextEmbeddingTransformer : ClipTransformerBase
         public override IReadOnlyList<BatchOutputColumn> Outputs => outputs;
         public override int BatchSize => options.BatchSize;
         public override int PrefetchBatches => 0;   // tokenizing is cheap next to the forward pass
+        public override int? IntraOpThreads => options.IntraOpThreads;
         public override BadRowHandling BadRows => options.BadRows;
         public override void CheckInput(DataViewSchema inputSchema) => TextInput.Check(inputSchema, options.InputColumnName);
         public override BatchWorker CreateWorker(DataViewSchema.Column input) => new Worker(model, tokenizer, options);

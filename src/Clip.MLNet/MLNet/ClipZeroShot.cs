@@ -42,6 +42,12 @@ public sealed class ClipZeroShotEstimator : IEstimator<ClipZeroShotTransformer>
         public int BatchSize { get; set; } = 32;
         /// <summary>Threads decoding and preprocessing images beside the forward pass (default 1).</summary>
         public int PreprocessThreads { get; set; } = 1;
+        /// <summary>
+        /// libtorch intra-op threads for the forward pass (null, the default: leave libtorch's setting, one per core).
+        /// This is <see cref="ClipModel.IntraOpThreads"/>: a process-wide setting applied when a cursor starts, so the
+        /// last value set by any transform or caller wins.
+        /// </summary>
+        public int? IntraOpThreads { get; set; }
         /// <summary>What a row whose image cannot be read does: an error (default) or missing outputs.</summary>
         public BadRowHandling BadRows { get; set; } = BadRowHandling.Error;
         /// <summary>Images with more pixels than this are refused before being decoded whole (null: the preprocessor's default).</summary>
@@ -64,6 +70,7 @@ public sealed class ClipZeroShotEstimator : IEstimator<ClipZeroShotTransformer>
         this.options = options ?? throw new ArgumentNullException(nameof(options));
         if (options.BatchSize <= 0) throw new ArgumentOutOfRangeException(nameof(options), "BatchSize must be positive.");
         if (options.TopK < 0) throw new ArgumentOutOfRangeException(nameof(options), "TopK must not be negative.");
+        if (options.IntraOpThreads <= 0) throw new ArgumentOutOfRangeException(nameof(options), "IntraOpThreads must be positive (or null).");
         TextInput.CheckTokenizer(model, tokenizer);
         prompts = options.ResolvePrompts();
     }
@@ -156,6 +163,7 @@ public sealed class ClipZeroShotTransformer : ClipTransformerBase
             ["image_folder"] = o.ImageFolder,
             ["batch_size"] = o.BatchSize,
             ["preprocess_threads"] = o.PreprocessThreads,
+            ["intra_op_threads"] = o.IntraOpThreads,
             ["bad_rows"] = o.BadRows.ToString(),
             ["max_image_pixels"] = o.MaxImagePixels,
         };
@@ -178,6 +186,7 @@ public sealed class ClipZeroShotTransformer : ClipTransformerBase
             ImageFolder = (string?)state["image_folder"],
             BatchSize = (int)state["batch_size"]!,
             PreprocessThreads = (int)state["preprocess_threads"]!,
+            IntraOpThreads = (int?)state["intra_op_threads"],
             BadRows = Enum.Parse<BadRowHandling>((string)state["bad_rows"]!),
             MaxImagePixels = (long?)state["max_image_pixels"],
         };
@@ -246,6 +255,7 @@ public sealed class ClipZeroShotTransformer : ClipTransformerBase
         public override IReadOnlyList<BatchOutputColumn> Outputs => outputs;
         public override int BatchSize => options.BatchSize;
         public override int PrepareThreads => options.PreprocessThreads;
+        public override int? IntraOpThreads => options.IntraOpThreads;
         public override BadRowHandling BadRows => options.BadRows;
         public override void CheckInput(DataViewSchema inputSchema) => ImageInput.Check(inputSchema, options.InputColumnName);
         public override BatchWorker CreateWorker(DataViewSchema.Column input) => new Worker(this);

@@ -68,7 +68,8 @@ internal static class ImageInput
                 preprocessor.PreprocessInto(ResolvePath(path, imageFolder), destination);
                 break;
             case VBuffer<byte> bytes when bytes.Length > 0:
-                preprocessor.PreprocessInto(bytes.DenseValues().ToArray(), destination, "image bytes");
+                if (bytes.IsDense) preprocessor.PreprocessInto(bytes.GetValues(), destination, "image bytes");
+                else preprocessor.PreprocessInto(bytes.DenseValues().ToArray(), destination, "image bytes");
                 break;
             case null:
                 throw new InvalidDataException("the image is missing (null)");

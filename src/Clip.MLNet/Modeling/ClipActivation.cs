@@ -34,12 +34,15 @@ public static class ClipActivationNames
 /// <summary>OpenAI's activation: <c>x * sigmoid(1.702 x)</c>.</summary>
 internal sealed class QuickGelu : nn.Module<Tensor, Tensor>
 {
+    /// <summary>The slope inside the sigmoid.</summary>
+    public const double Factor = 1.702;
+
     public QuickGelu() : base(nameof(QuickGelu)) { }
 
     public override Tensor forward(Tensor x)
     {
         using var scope = NewDisposeScope();
-        return scope.MoveToOuter(x * torch.sigmoid(x * 1.702));
+        return scope.MoveToOuter(x * torch.sigmoid(x * Factor));
     }
 }
 

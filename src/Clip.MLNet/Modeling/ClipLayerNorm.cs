@@ -28,6 +28,10 @@ internal sealed class ClipLayerNorm : nn.Module<Tensor, Tensor>
     {
         if (x.dtype == weight.dtype)
             return nn.functional.layer_norm(x, shape, weight, bias, eps);
+        // libtorch's CPU kernel takes bf16/fp16 input with fp32 parameters and computes in fp32: the
+        // reference's upcast-normalize-downcast without the two conversion passes.
+        if (DeviceKernels.PathOf(x) == DeviceType.CPU && weight.dtype == ScalarType.Float32 && x.dtype is ScalarType.BFloat16 or ScalarType.Float16)
+            return nn.functional.layer_norm(x, shape, weight, bias, eps);
         using var scope = NewDisposeScope();
         var y = nn.functional.layer_norm(x.to(weight.dtype), shape, weight, bias, eps);
         return scope.MoveToOuter(y.to(x.dtype));

@@ -30,8 +30,13 @@ internal sealed class ResidualAttentionBlock : nn.Module<Tensor, Tensor>
     {
         // One scope per block: intermediates die here, not at the end of the whole tower.
         using var scope = NewDisposeScope();
-        var h = x + attn.forward(ln_1.forward(x));
-        var y = h + mlp.forward(ln_2.forward(h));
-        return scope.MoveToOuter(y);
+        if (torch.is_grad_enabled())
+        {
+            var h = x + attn.forward(ln_1.forward(x));
+            return scope.MoveToOuter(h + mlp.forward(ln_2.forward(h)));
+        }
+        // Inference: the residual sums go into the branch outputs, which are fresh tensors of this block.
+        var h1 = attn.forward(ln_1.forward(x)).add_(x);
+        return scope.MoveToOuter(mlp.forward(ln_2.forward(h1)).add_(h1));
     }
 }

@@ -64,6 +64,7 @@ internal sealed class TextTransformer : nn.Module<Tensor, Tensor>
         x = transformer.forward(x);
         x = ln_final.forward(x);
         var pooled = x[torch.arange(x.shape[0], device: x.device), eot];           // [N, W]
-        return scope.MoveToOuter(pooled.matmul(text_projection.to(pooled.dtype)));
+        // As linear (x·Wᵀ with W = projectionᵀ): the same product, and the form libtorch has fast CPU fp16 kernels for.
+        return scope.MoveToOuter(nn.functional.linear(pooled, text_projection.to(pooled.dtype).t()));
     }
 }

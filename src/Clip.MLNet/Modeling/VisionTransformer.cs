@@ -50,6 +50,7 @@ internal sealed class VisionTransformer : ImageEncoder
         h = ln_pre.forward(h);
         h = transformer.forward(h);
         var pooled = ln_post.forward(h[TensorIndex.Colon, 0, TensorIndex.Colon]);
-        return scope.MoveToOuter(pooled.matmul(proj.to(pooled.dtype)));
+        // As linear (x·Wᵀ with W = projᵀ): the same product, and the form libtorch has fast CPU fp16 kernels for.
+        return scope.MoveToOuter(nn.functional.linear(pooled, proj.to(pooled.dtype).t()));
     }
 }

@@ -65,6 +65,19 @@ internal abstract class BatchStage
     /// <summary>Batches prepared ahead of the one being computed (0: prepare in the consumer thread).</summary>
     public virtual int PrefetchBatches => 1;
 
+    /// <summary>
+    /// libtorch intra-op threads to set when a cursor starts (null: leave the process's setting). The
+    /// setting is process-wide (<see cref="ClipModel.IntraOpThreads"/>).
+    /// </summary>
+    public virtual int? IntraOpThreads => null;
+
+    /// <summary>Applies <see cref="IntraOpThreads"/> and creates a worker.</summary>
+    public BatchWorker StartWorker(DataViewSchema.Column input)
+    {
+        if (IntraOpThreads is { } n) ClipModel.IntraOpThreads = n;
+        return CreateWorker(input);
+    }
+
     /// <summary>What a bad row does.</summary>
     public abstract BadRowHandling BadRows { get; }
 

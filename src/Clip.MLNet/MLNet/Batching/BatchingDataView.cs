@@ -116,7 +116,7 @@ internal sealed class BatchingCursor : DataViewRowCursor
         this.stage = stage;
         this.source = source;
         this.activeOutputs = activeOutputs;
-        worker = stage.CreateWorker(inputColumn);
+        worker = stage.StartWorker(inputColumn);
         var columns = source.Schema.Where(c => neededColumns.Contains(c.Index) || c.Index == inputColumn.Index).Select(c => c.Index).ToArray();
         cachedColumns = columns;
         for (int i = 0; i < columns.Length; i++) cacheOf[columns[i]] = i;

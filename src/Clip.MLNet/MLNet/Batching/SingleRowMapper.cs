@@ -55,7 +55,7 @@ internal sealed class SingleRowMapper : IRowToRowMapper
             this.input = input;
             this.active = active;
             var column = input.Schema[mapper.stage.InputColumnName];
-            worker = mapper.stage.CreateWorker(column);
+            worker = mapper.stage.StartWorker(column);
             buffer = worker.CreateBuffer(1);
             outputs = new BatchOutputs(mapper.stage.Outputs, 1);
             inputGetter = ColumnCache.SourceGetter(input, column);
