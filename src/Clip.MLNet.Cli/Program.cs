@@ -7,6 +7,7 @@ internal static class Program
 {
     public static int Main(string[] args)
     {
+        OpenMpWaitPolicy.ApplyDefault();   // before anything loads libtorch
         var root = new RootCommand("clip: OpenAI CLIP from .NET (Clip.MLNet). Embeddings, zero-shot classification, training, evaluation and benchmarks.")
         {
             CommonOptions.Verbose,

@@ -146,6 +146,7 @@ internal static class BenchCommand
             ["batch"] = r.Batch,
             ["threads"] = r.Threads,
             ["device"] = r.Device,
+            ["omp_wait_policy"] = OpenMpWaitPolicy.Current,
             ["image_batches"] = r.ImageBatches,
             ["text_batches"] = r.TextBatches,
         };
@@ -171,7 +172,7 @@ internal static class BenchCommand
         var lines = new List<string>
         {
             $"model      {model}{(randomWeights ? " (random weights)" : "")}",
-            $"precision  {r.Precision}   batch {r.Batch}   threads {r.Threads}   device {r.Device}",
+            $"precision  {r.Precision}   batch {r.Batch}   threads {r.Threads}   device {r.Device}   OMP_WAIT_POLICY {OpenMpWaitPolicy.Current}",
             $"GEMM       {r.GemmGflops.ToString("F1", c)} GFLOP/s (best of 1024: {r.Gemm1024Gflops.ToString("F1", c)}, 2048: {r.Gemm2048Gflops.ToString("F1", c)})",
             "",
             $"{"tower",-28}{"items/s",10}{"GFLOP/item",12}{"GFLOP/s",10}{"of GEMM",9}",

@@ -236,6 +236,9 @@ internal sealed class PipelineWriter(ZipArchive zip, string workFolder)
         model.Save(file);
         zip.CreateEntryFromFile(file, name, CompressionLevel.NoCompression);
         File.Delete(file);
+        // The weights keep their dtype, but loading defaults to float32: record the precision the model computes in.
+        using (var w = new StreamWriter(zip.CreateEntry(name + ".json", CompressionLevel.Optimal).Open()))
+            w.Write(new JsonObject { ["compute_type"] = model.ComputeType.ToString() }.ToJsonString());
         written[model] = name;
         return name;
     }
@@ -300,6 +303,22 @@ internal sealed class PipelineReader(ZipArchive zip, string path, string workFol
         }
     }
 
+    /// <summary>The precision a saved model computed in; float32 for files written before it was recorded.</summary>
+    private ScalarType ComputeType(string entryName)
+    {
+        var entry = zip.GetEntry(entryName + ".json");
+        if (entry is null) return ScalarType.Float32;
+        using var reader = new StreamReader(entry.Open());
+        var text = JsonNode.Parse(reader.ReadToEnd())?["compute_type"]?.GetValue<string>();
+        return text switch
+        {
+            nameof(ScalarType.Float32) => ScalarType.Float32,
+            nameof(ScalarType.BFloat16) => ScalarType.BFloat16,
+            nameof(ScalarType.Float16) => ScalarType.Float16,
+            _ => throw new ClipCheckpointException(path, $"entry '{entryName}.json' names an unknown compute type '{text}'"),
+        };
+    }
+
     public (ClipModel Model, IDisposable Reference) Model(string entryName)
     {
         if (!models.TryGetValue(entryName, out var shared))
@@ -309,7 +328,7 @@ internal sealed class PipelineReader(ZipArchive zip, string path, string workFol
             entry.ExtractToFile(file);
             try
             {
-                var model = ClipModel.Load(file, new ClipLoadOptions { Device = device });
+                var model = ClipModel.Load(file, new ClipLoadOptions { Device = device, Precision = ComputeType(entryName) });
                 shared = new SharedModel(model);
                 models[entryName] = shared;
             }

@@ -177,7 +177,7 @@ public sealed class ClipTrainer
         var pixels = batch.Pixels;
         if (o.Augmentation is { } augmentation)
         {
-            var random = new Random(HashCode.Combine(o.Seed, step, 0x5eed));
+            var random = new Random(TrainingSeed.Mix(o.Seed, step, 0x5eed));
             pixels = RandomResizedCrop.Apply(pixels, augmentation, random);
         }
         long[]? positives = !o.IdenticalCaptionsArePositives ? null : batch.Groups ?? CaptionIds(batch.Captions, out _, out _);
@@ -285,7 +285,7 @@ public sealed class ClipTrainer
         int epoch = step / stepsPerEpoch;
         var order = new int[count];
         for (int i = 0; i < count; i++) order[i] = i;
-        new Random(HashCode.Combine(Options.Seed, epoch, 0x0dde)).Shuffle(order);
+        new Random(TrainingSeed.Mix(Options.Seed, epoch, 0x0dde)).Shuffle(order);
         return order.AsSpan((step % stepsPerEpoch) * batchSize, batchSize).ToArray();
     }
 
@@ -303,7 +303,7 @@ public sealed class ClipTrainer
         {
             try
             {
-                var random = new Random(HashCode.Combine(Options.Seed, items[i], step));
+                var random = new Random(TrainingSeed.Mix(Options.Seed, items[i], step));
                 captions[i] = data.Fill(items[i], resolution, pixels.AsSpan(i * per, per), random);
             }
             catch (Exception e) when (e is IOException or InvalidDataException or ArgumentException)

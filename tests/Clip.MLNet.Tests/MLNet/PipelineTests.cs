@@ -78,6 +78,24 @@ public class PipelineTests
         Assert.Equal(here, there);
     }
 
+    [Fact]
+    public void A_saved_bf16_pipeline_loads_back_in_bf16()
+    {
+        using var dir = new TempDir();
+        var ml = new MLContext(seed: 1);
+        var paths = ReferenceData.ImagePaths.Take(4).ToArray();
+        var data = ReferenceData.ImageView(ml, paths);
+        using var bf16 = ClipModel.Load(Fixtures.ReferencePath("vit", "openai_jit.pt"), new ClipLoadOptions { Precision = TorchSharp.torch.ScalarType.BFloat16 });
+        using var model = ml.Transforms.ClipImageEmbedding(bf16).Fit(data);
+        var file = dir.File("pipeline.zip");
+        ml.Model.SaveClipPipeline(model, data.Schema, file);
+
+        using var loaded = ml.Model.LoadClipPipeline(file, out _);
+        var stage = Assert.IsType<ClipImageEmbeddingTransformer>(Assert.Single(loaded));
+        Assert.Equal(TorchSharp.torch.ScalarType.BFloat16, stage.Model.ComputeType);
+        Assert.Equal(ChildProcessEntry.Describe(model.Transform(data)), ChildProcessEntry.Describe(loaded.Transform(data)));
+    }
+
     private static string RunChild(params string[] args)
     {
         var start = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true };

@@ -33,8 +33,11 @@ public static class ChildProcessEntry
                 });
                 Console.Write(files.ModelPath);
                 return 0;
+            case "training-seeds":
+                Console.Write(Training.TrainingSeedTests.Describe(int.Parse(args[1], CultureInfo.InvariantCulture)));
+                return 0;
             default:
-                Console.Error.WriteLine("usage: pipeline-predict FILE PATHS | pretrained-download REGISTRY CACHE ENDPOINT NAME");
+                Console.Error.WriteLine("usage: pipeline-predict FILE PATHS | pretrained-download REGISTRY CACHE ENDPOINT NAME | training-seeds SEED");
                 return 2;
         }
     }
