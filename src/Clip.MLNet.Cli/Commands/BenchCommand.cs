@@ -25,7 +25,7 @@ internal static class BenchCommand
     public static Command Create()
     {
         var model = CommonOptions.Model(required: false);
-        model.Description = "Weights to time (any supported file or folder). Without it, --arch builds random weights.";
+        model.Description = "Weights to time (any supported file or folder, or a registered name). Without it, --arch builds random weights.";
         var arch = new Option<string?>("--arch") { Description = "Architecture with random weights when no --model is given: ViT-B/32 (default), ViT-B/16 or RN50." };
         var batch = CommonOptions.Batch();
         var precision = CommonOptions.Precision();
@@ -72,7 +72,7 @@ internal static class BenchCommand
             if (modelPath is not null)
             {
                 name = modelPath;
-                clip = ClipModel.Load(modelPath, new ClipLoadOptions { Precision = dtype, Device = target });
+                clip = Pretrained.LoadModel(modelPath, new ClipLoadOptions { Precision = dtype, Device = target });   // a file, folder or registered name
             }
             else
             {

@@ -89,7 +89,7 @@ internal static class EvalCommand
             }
 
             var modelPath = parse.GetValue(model)!;
-            using var clip = CommonOptions.LoadModel(modelPath, parse.GetValue(precision)!, parse.GetValue(activation));
+            using var clip = CommonOptions.LoadModel(modelPath, parse.GetValue(precision)!, parse.GetValue(activation), parse.GetValue(vocab));
             var tokenizer = parse.GetValue(vocab) is { } v ? ClipTokenizer.Load(v, clip.ContextLength) : null;
 
             using var cancel = new CancellationTokenSource();

@@ -42,10 +42,11 @@ internal static class TrainCommand
         var maxItems = new Option<int?>("--max-items") { Description = "Train on a seeded random subset of this many items." };
         var skipBad = new Option<bool>("--skip-bad") { Description = "Skip and count unreadable images and pairs without a caption (default: stop with an error naming them)." };
         var threads = new Option<int?>("--threads") { Description = "Intra-op threads of the forward and backward passes." };
+        var activation = CommonOptions.Activation();
         var command = new Command("train", "Train a CLIP model with the contrastive loss, from scratch or fine-tuning, on an image folder, a captions CSV, idx (MNIST, Fashion-MNIST) or CIFAR files.")
         {
             data, templates, output, model, arch, imageSize, context, vocab, epochs, batch, lr, warmup, weightDecay, accumulate, seed,
-            augment, lockImage, lockText, plainLoss, checkpoints, checkpointEvery, resume, maxItems, skipBad, threads,
+            augment, lockImage, lockText, plainLoss, checkpoints, checkpointEvery, resume, maxItems, skipBad, threads, activation,
         };
         command.SetAction(parse => CliRunner.Run(parse.GetValue(CommonOptions.Verbose), () =>
         {
@@ -72,7 +73,7 @@ internal static class TrainCommand
             ClipTokenizer tokenizer;
             if (parse.GetValue(model) is { } modelPath)
             {
-                clip = CommonOptions.LoadModel(modelPath, "fp32", null);
+                clip = CommonOptions.LoadModel(modelPath, "fp32", parse.GetValue(activation), parse.GetValue(vocab));
                 tokenizer = parse.GetValue(vocab) is { } v ? ClipTokenizer.Load(v, clip.ContextLength) : clip.Tokenizer
                     ?? throw new CliInputException("--vocab is required: the model to fine-tune carries no tokenizer");
             }

@@ -157,7 +157,6 @@ public sealed class ClipTrainer
             SetTrainMode(false);
             foreach (var p in visualParams.Concat(textParams)) p.requires_grad = true;
         }
-        history.SkippedPairs = data.SkippedPairs;
         return history;
     }
 

@@ -1,4 +1,3 @@
-using System.Diagnostics;
 using Clip.MLNet.Tests.Support;
 using Clip.MLNet.Transforms;
 using Microsoft.ML;
@@ -74,7 +73,7 @@ public class PipelineTests
         ml.Model.SaveClipPipeline(model, data.Schema, file);
 
         var here = ChildProcessEntry.Describe(model.Transform(data));
-        var there = RunChild("pipeline-predict", file, string.Join('|', paths));
+        var there = ProcessRunner.TestAssembly("pipeline-predict", file, string.Join('|', paths));
         Assert.Equal(here, there);
     }
 
@@ -94,18 +93,5 @@ public class PipelineTests
         var stage = Assert.IsType<ClipImageEmbeddingTransformer>(Assert.Single(loaded));
         Assert.Equal(TorchSharp.torch.ScalarType.BFloat16, stage.Model.ComputeType);
         Assert.Equal(ChildProcessEntry.Describe(model.Transform(data)), ChildProcessEntry.Describe(loaded.Transform(data)));
-    }
-
-    private static string RunChild(params string[] args)
-    {
-        var start = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true };
-        start.ArgumentList.Add(typeof(ChildProcessEntry).Assembly.Location);
-        foreach (var a in args) start.ArgumentList.Add(a);
-        using var p = Process.Start(start)!;
-        var stdout = p.StandardOutput.ReadToEndAsync();
-        var stderr = p.StandardError.ReadToEndAsync();
-        p.WaitForExit();
-        Assert.True(p.ExitCode == 0, $"child process failed ({p.ExitCode}): {stderr.Result}");
-        return stdout.Result;
     }
 }

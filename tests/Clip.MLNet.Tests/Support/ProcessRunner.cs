@@ -71,4 +71,15 @@ internal static class ProcessRunner
     public static Result Dotnet(IEnumerable<string> arguments, string workingDirectory,
         IReadOnlyDictionary<string, string?>? environment = null, TimeSpan? timeout = null) =>
         Run("dotnet", arguments, workingDirectory, environment, timeout);
+
+    /// <summary>
+    /// Runs this test assembly as a fresh process (<see cref="ChildProcessEntry"/>) and returns its stdout, line by line
+    /// as written (each line ends with a newline); fails the test on a non-zero exit.
+    /// </summary>
+    public static string TestAssembly(params string[] arguments)
+    {
+        var result = Dotnet([typeof(ChildProcessEntry).Assembly.Location, .. arguments], Directory.GetCurrentDirectory());
+        Xunit.Assert.True(result.ExitCode == 0, $"child process failed ({result.ExitCode}): {result.Tail()}");
+        return result.StdOut;
+    }
 }

@@ -1,4 +1,3 @@
-using System.Diagnostics;
 using System.Globalization;
 using System.Text;
 using Clip.MLNet.Tests.Support;
@@ -26,16 +25,7 @@ public class TrainingSeedTests
     public void A_fresh_process_derives_the_same_order_and_seeds()
     {
         // A resumed run is a new process: it must replay the rest of the epoch in the order the first one used.
-        var start = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true };
-        start.ArgumentList.Add(typeof(ChildProcessEntry).Assembly.Location);
-        start.ArgumentList.Add("training-seeds");
-        start.ArgumentList.Add("42");
-        using var p = Process.Start(start)!;
-        var stdout = p.StandardOutput.ReadToEndAsync();
-        var stderr = p.StandardError.ReadToEndAsync();
-        p.WaitForExit();
-        Assert.True(p.ExitCode == 0, $"child process failed ({p.ExitCode}): {stderr.Result}");
-        Assert.Equal(Describe(42), stdout.Result);
+        Assert.Equal(Describe(42), ProcessRunner.TestAssembly("training-seeds", "42"));
     }
 
     [Fact]
