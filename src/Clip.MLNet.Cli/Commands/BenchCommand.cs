@@ -92,7 +92,7 @@ internal static class BenchCommand
                 ClipPipelineBenchmarkResult? pipeline = null;
                 if (files.Count > 0)
                 {
-                    Console.Error.WriteLine($"bench: ClipImageEmbedding over {rows} rows of {files.Count} files, batch {batchSize}, {prepThreads} preprocessing threads");
+                    Console.Error.WriteLine($"bench: ClipImageEmbedding over {rows} rows of {files.Count} files, batch {batchSize}, {prepThreads} preprocessing thread{(prepThreads == 1 ? "" : "s")}");
                     pipeline = ClipPipelineBenchmark.Run(clip, files, rows, batchSize, prepThreads);
                 }
                 Console.Out.Write(parse.GetValue(json) ? Json(name, modelPath is null, result, pipeline) : Table(name, modelPath is null, result, pipeline));

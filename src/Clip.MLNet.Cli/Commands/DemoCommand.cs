@@ -22,7 +22,8 @@ internal static class DemoCommand
         var output = new Option<string>("--output") { Description = "Folder for the trained model and the results.", DefaultValueFactory = _ => "clip-demo" };
         var epochs = new Option<int>("--epochs") { Description = "Training epochs.", DefaultValueFactory = _ => 16 };
         var trainImages = new Option<int>("--train-images") { Description = "Synthetic training images.", DefaultValueFactory = _ => 6000 };
-        var seed = new Option<int>("--seed") { Description = "Seed of the data, the initialisation and the training order.", DefaultValueFactory = _ => 1 };
+        // Seeds 1-5 gave 21, 40, 46, 41 and 56 % held-out top-1 on the development machine: the default is the median one.
+        var seed = new Option<int>("--seed") { Description = "Seed of the data, the initialisation and the training order.", DefaultValueFactory = _ => 4 };
         var command = new Command("demo", "Train a small CLIP from scratch on synthetic captioned shapes and evaluate it (zero-shot on unseen colour-shape combinations, linear probe, retrieval). Needs no download.")
         {
             output, epochs, trainImages, seed,
