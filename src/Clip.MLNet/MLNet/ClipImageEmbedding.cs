@@ -140,35 +140,13 @@ public sealed class ClipImageEmbeddingTransformer : ClipTransformerBase
         public override BatchWorker CreateWorker(DataViewSchema.Column input) => new Worker(model, preprocessor, options);
     }
 
-    private sealed class Worker(ClipModel model, ClipImagePreprocessor preprocessor, ClipImageEmbeddingEstimator.Options options) : BatchWorker
+    private sealed class Worker(ClipModel model, ClipImagePreprocessor preprocessor, ClipImageEmbeddingEstimator.Options options)
+        : ImageBatchWorker(model, preprocessor, options.ImageFolder)
     {
-        private readonly List<Tensor> buffers = new();
-
-        public override object CreateBuffer(int capacity)
+        protected override void Write(Tensor features, IReadOnlyList<int> slots, BatchOutputs outputs)
         {
-            var buffer = ImageInput.CreatePixelBuffer(capacity, preprocessor.Size).DetachFromDisposeScope();
-            buffers.Add(buffer);
-            return buffer;
-        }
-
-        public override void Prepare(object buffer, int slot, object? value) =>
-            ImageInput.Preprocess(preprocessor, value, options.ImageFolder, ImageInput.Slot((Tensor)buffer, slot));
-
-        public override string? Describe(object? value) => ImageInput.Describe(value, options.ImageFolder);
-
-        public override void Compute(object buffer, int count, bool[] valid, BatchOutputs outputs)
-        {
-            using var scope = NewDisposeScope();
-            var slots = ImageInput.ValidSlots(valid, count);
-            var features = model.EncodeImage(ImageInput.ValidRows((Tensor)buffer, slots, count));
             if (options.Normalize) features = ClipModel.Normalize(features);
-            ImageInput.ScatterRows(features, outputs.Floats[0], model.Config.EmbedDim, slots);
-        }
-
-        public override void Dispose()
-        {
-            foreach (var b in buffers) b.Dispose();
-            buffers.Clear();
+            ImageInput.ScatterRows(features, outputs.Floats[0], Model.Config.EmbedDim, slots);
         }
     }
 }

@@ -260,28 +260,12 @@ public sealed class ClipZeroShotTransformer : ClipTransformerBase
         public override void CheckInput(DataViewSchema inputSchema) => ImageInput.Check(inputSchema, options.InputColumnName);
         public override BatchWorker CreateWorker(DataViewSchema.Column input) => new Worker(this);
 
-        private sealed class Worker(Stage stage) : BatchWorker
+        private sealed class Worker(Stage stage) : ImageBatchWorker(stage.model, stage.preprocessor, stage.options.ImageFolder)
         {
-            private readonly List<Tensor> buffers = new();
             private readonly ReadOnlyMemory<char>[] names = stage.classifier.ClassNames.Select(n => n.AsMemory()).ToArray();
 
-            public override object CreateBuffer(int capacity)
+            protected override void Write(Tensor features, IReadOnlyList<int> slots, BatchOutputs outputs)
             {
-                var buffer = ImageInput.CreatePixelBuffer(capacity, stage.preprocessor.Size).DetachFromDisposeScope();
-                buffers.Add(buffer);
-                return buffer;
-            }
-
-            public override void Prepare(object buffer, int slot, object? value) =>
-                ImageInput.Preprocess(stage.preprocessor, value, stage.options.ImageFolder, ImageInput.Slot((Tensor)buffer, slot));
-
-            public override string? Describe(object? value) => ImageInput.Describe(value, stage.options.ImageFolder);
-
-            public override void Compute(object buffer, int count, bool[] valid, BatchOutputs outputs)
-            {
-                using var scope = NewDisposeScope();
-                var slots = ImageInput.ValidSlots(valid, count);
-                var features = stage.model.EncodeImage(ImageInput.ValidRows((Tensor)buffer, slots, count));
                 var probabilities = stage.classifier.Probabilities(features).cpu().contiguous();
                 int c = stage.classifier.ClassCount;
                 ImageInput.ScatterRows(probabilities, outputs.Floats[0], c, slots);
@@ -306,12 +290,6 @@ public sealed class ClipZeroShotTransformer : ClipTransformerBase
                             outputs.Floats[3][slots[i] * k + j] = top[i * k + j];
                         }
                 }
-            }
-
-            public override void Dispose()
-            {
-                foreach (var b in buffers) b.Dispose();
-                buffers.Clear();
             }
         }
     }

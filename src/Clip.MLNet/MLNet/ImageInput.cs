@@ -120,3 +120,43 @@ internal static class ImageInput
         return buffer.index_select(0, index);
     }
 }
+
+/// <summary>
+/// The part of an image transform's worker that does not depend on what it computes from the features: pixel buffers,
+/// preprocessing a row into its slot, naming inputs in errors, and the image tower over the valid rows.
+/// </summary>
+internal abstract class ImageBatchWorker(ClipModel model, ClipImagePreprocessor preprocessor, string? imageFolder) : BatchWorker
+{
+    private readonly List<Tensor> buffers = new();
+
+    protected ClipModel Model => model;
+
+    public sealed override object CreateBuffer(int capacity)
+    {
+        var buffer = ImageInput.CreatePixelBuffer(capacity, preprocessor.Size).DetachFromDisposeScope();
+        buffers.Add(buffer);
+        return buffer;
+    }
+
+    public sealed override void Prepare(object buffer, int slot, object? value) =>
+        ImageInput.Preprocess(preprocessor, value, imageFolder, ImageInput.Slot((Tensor)buffer, slot));
+
+    public sealed override string? Describe(object? value) => ImageInput.Describe(value, imageFolder);
+
+    public sealed override void Compute(object buffer, int count, bool[] valid, BatchOutputs outputs)
+    {
+        using var scope = NewDisposeScope();
+        var slots = ImageInput.ValidSlots(valid, count);
+        var features = model.EncodeImage(ImageInput.ValidRows((Tensor)buffer, slots, count));
+        Write(features, slots, outputs);
+    }
+
+    /// <summary>Fills the outputs of the rows in <paramref name="slots"/> from their image features (one row each, in order).</summary>
+    protected abstract void Write(Tensor features, IReadOnlyList<int> slots, BatchOutputs outputs);
+
+    public override void Dispose()
+    {
+        foreach (var b in buffers) b.Dispose();
+        buffers.Clear();
+    }
+}

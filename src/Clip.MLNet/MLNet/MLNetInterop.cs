@@ -7,8 +7,8 @@ using static TorchSharp.torch;
 
 namespace Clip.MLNet.Transforms;
 
-// ML.NET keeps a few things a transform outside its own assemblies needs behind `internal`
-// (DESIGN.md, "ML.NET facts"): the MLContext environment a catalog carries, and the constructor of
+// ML.NET keeps a few things a transform outside its own assemblies needs behind `internal`:
+// the MLContext environment a catalog carries, and the constructor of
 // SchemaShape.Column. This file is the one place that reaches them, by reflection against the pinned
 // ML.NET version; tests cover each path so an ML.NET upgrade that moves them fails loudly.
 internal static class MLNetInterop
