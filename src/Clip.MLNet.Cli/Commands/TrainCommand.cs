@@ -22,7 +22,7 @@ internal static class TrainCommand
         model.Description = "Fine-tune this model (file, folder or registered name) instead of training from scratch.";
         var arch = new Option<string>("--arch") { Description = "Architecture when training from scratch: " + Presets + ".", DefaultValueFactory = _ => "rn-small" };
         var imageSize = new Option<int>("--image-size") { Description = "Input size of rn-small / vit-small.", DefaultValueFactory = _ => 32 };
-        var context = new Option<int>("--context") { Description = "Text context length of rn-small / vit-small.", DefaultValueFactory = _ => 32 };
+        var context = new Option<int>("--context") { Description = "Text context length of rn-small / vit-small (other architectures bring their own).", DefaultValueFactory = _ => 32 };
         var vocab = CommonOptions.Vocab();
         vocab.Description = "CLIP's BPE vocabulary for a model trained from scratch (default: a vocabulary learned from the captions).";
         var epochs = new Option<int>("--epochs") { DefaultValueFactory = _ => 10, Description = "Training epochs." };
@@ -79,12 +79,14 @@ internal static class TrainCommand
             }
             else
             {
-                int ctx = parse.GetValue(context);
                 var archName = parse.GetValue(arch)!;
-                bool openAi = archName is "RN50" or "ViT-B/32" or "ViT-B/16";
+                // --context sizes the small presets; OpenAI's presets and a config file bring their own context length.
+                int ctx = archName is "rn-small" or "vit-small"
+                    ? parse.GetValue(context)
+                    : Architecture(archName, parse.GetValue(imageSize), parse.GetValue(context)).ContextLength;
                 tokenizer = parse.GetValue(vocab) is { } v
-                    ? ClipTokenizer.Load(v, openAi ? 77 : ctx)
-                    : ClipTokenizer.Train(pairs.CaptionCorpus(), openAi ? 77 : ctx);
+                    ? ClipTokenizer.Load(v, ctx)
+                    : ClipTokenizer.Train(pairs.CaptionCorpus(), ctx);
                 var config = Architecture(archName, parse.GetValue(imageSize), tokenizer.ContextLength) with { VocabSize = tokenizer.VocabularySize };
                 torch.manual_seed(parse.GetValue(seed));
                 clip = ClipModel.Create(config);

@@ -52,7 +52,10 @@ public sealed class ClipTrainingOptions
     /// <summary>Freeze the text tower.</summary>
     public bool LockTextTower { get; set; }
 
-    /// <summary>Seed of the data order and augmentation (and of initialisation when training from scratch).</summary>
+    /// <summary>
+    /// Seed of the data order, augmentation and caption draws. Initial weights come from TorchSharp's generator
+    /// (<c>torch.manual_seed</c>), which <c>ClipTrain</c> and <c>clip train</c> seed with the same value before creating a model.
+    /// </summary>
     public int Seed { get; set; } = 1;
 
     /// <summary>Random resized crop applied to training images; none when null.</summary>
