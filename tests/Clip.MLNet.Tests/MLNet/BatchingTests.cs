@@ -109,6 +109,33 @@ public class BatchingTests
         Assert.Equal(8, total);
     }
 
+    [Fact]
+    public void PredictionEngineTreatsAnUpstreamFailureAsABadRow()
+    {
+        // LoadImages fails on a missing file when the CLIP stage reads its input: that is this row's error (or skip).
+        var ml = new MLContext(seed: 1);
+        var data = ReferenceData.ImageView(ml);
+        var missing = Path.Combine(Path.GetTempPath(), $"no-such-image-{Guid.NewGuid():N}.jpg");
+        ITransformer Fit(BadRowHandling badRows) => ml.Transforms.LoadImages("Picture", imageFolder: null, inputColumnName: "Image")
+            .Append(ml.Transforms.ClipImageEmbedding(ReferenceData.Vit, new ClipImageEmbeddingEstimator.Options { InputColumnName = "Picture", BadRows = badRows }))
+            .Fit(data);
+
+        var strict = ml.Model.CreatePredictionEngine<ReferenceData.ImageRow, EmbeddingOutput>(Fit(BadRowHandling.Error));
+        var error = Assert.Throws<ClipRowException>(() => strict.Predict(new ReferenceData.ImageRow { Image = missing }));
+        Assert.Contains("Column 'Picture', row", error.Message);
+
+        var lenient = ml.Model.CreatePredictionEngine<ReferenceData.ImageRow, EmbeddingOutput>(Fit(BadRowHandling.Skip));
+        Assert.All(lenient.Predict(new ReferenceData.ImageRow { Image = missing }).Features, v => Assert.True(float.IsNaN(v)));
+        var good = lenient.Predict(new ReferenceData.ImageRow { Image = ReferenceData.ImagePaths[0] }).Features;
+        Assert.Equal(ReferenceData.Vit.Config.EmbedDim, good.Length);
+        Assert.All(good, v => Assert.True(float.IsFinite(v)));
+    }
+
+    private sealed class EmbeddingOutput
+    {
+        public float[] Features { get; set; } = Array.Empty<float>();
+    }
+
     private sealed class ZeroShotOutput
     {
         public float[] Score { get; set; } = Array.Empty<float>();

@@ -106,19 +106,21 @@ internal sealed class SingleRowMapper : IRowToRowMapper
             // Several outputs of one row are computed once; PredictionEngine moves its input row's
             // position with every example, so a new position means a new input.
             if (computedFor == input.Position && input.Position >= 0) return;
-            inputValue.Fill(0);
-            var value = inputValue.Boxed(0);
             computedFor = input.Position;
+            object? value = null;
             try
             {
+                // Reading the input runs the stages upstream (LoadImages ...): their failures are this row's too.
+                inputValue.Fill(0);
+                value = inputValue.Boxed(0);
                 worker.Prepare(buffer, 0, value);
                 valid[0] = true;
             }
-            catch (Exception e) when (e is not OutOfMemoryException)
+            catch (Exception e) when (e is not (OutOfMemoryException or OperationCanceledException))
             {
                 valid[0] = false;
-                var what = worker.Describe(value);
-                var error = new ClipRowException($"Column '{mapper.stage.InputColumnName}'{(what is null ? "" : $" ({what})")}: {e.Message}", e);
+                var what = value is null ? null : worker.Describe(value);
+                var error = new ClipRowException($"Column '{mapper.stage.InputColumnName}', row {input.Position}{(what is null ? "" : $" ({what})")}: {e.Message}", e);
                 if (mapper.stage.BadRows == BadRowHandling.Error) throw error;
                 mapper.stage.CountSkipped();
             }
