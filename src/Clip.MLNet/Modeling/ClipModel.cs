@@ -21,7 +21,7 @@ public sealed partial class ClipModel : nn.Module<Tensor, Tensor, (Tensor Logits
     private readonly TextTransformer text;
     private readonly Parameter logit_scale;
 
-    private ClipModel(ClipConfig config, Device? device) : base(nameof(ClipModel))
+    private ClipModel(ClipConfig config, Device? device) : base(Initialized(nameof(ClipModel)))
     {
         config.Validate();
         Config = config;
@@ -189,5 +189,12 @@ public sealed partial class ClipModel : nn.Module<Tensor, Tensor, (Tensor Logits
             module.to(ScalarType.Float32);
         ComputeType = dtype;
         return this;
+    }
+
+    /// <summary>Loads the native library (with a clear error) before the base constructor touches TorchSharp.</summary>
+    private static string Initialized(string name)
+    {
+        ClipNative.Initialize();
+        return name;
     }
 }

@@ -19,6 +19,7 @@ public sealed partial class ClipModel
     /// <exception cref="OperationCanceledException">The options' token was cancelled; a partial download is resumed next time.</exception>
     public static ClipModel FromPretrained(string name, ClipPretrainedOptions? options = null)
     {
+        ClipNative.Initialize();
         options ??= new ClipPretrainedOptions();
         return LoadPretrained(ClipPretrained.Download(name, options), options);
     }
