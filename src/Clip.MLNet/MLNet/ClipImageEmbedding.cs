@@ -50,14 +50,14 @@ public sealed class ClipImageEmbeddingEstimator : IEstimator<ClipImageEmbeddingT
     {
         this.model = model ?? throw new ArgumentNullException(nameof(model));
         this.options = options ?? new Options();
-        if (this.options.BatchSize <= 0) throw new ArgumentOutOfRangeException(nameof(options), "BatchSize must be positive.");
-        if (this.options.IntraOpThreads <= 0) throw new ArgumentOutOfRangeException(nameof(options), "IntraOpThreads must be positive (or null).");
+        StageOptionChecks.Check(this.options.BatchSize, this.options.IntraOpThreads, this.options.PreprocessThreads);
     }
 
     /// <summary>Checks the input column and returns the transformer.</summary>
     public ClipImageEmbeddingTransformer Fit(IDataView input)
     {
         ImageInput.Check(input.Schema, options.InputColumnName);
+        MLNetInterop.CheckNotHidingClipOutput(options.OutputColumnName, "ClipImageEmbedding", MLNetInterop.ClipStageOf(input.Schema, options.OutputColumnName));
         return new ClipImageEmbeddingTransformer(model, options);
     }
 
@@ -68,7 +68,7 @@ public sealed class ClipImageEmbeddingEstimator : IEstimator<ClipImageEmbeddingT
         return MLNetInterop.WithOutputs(inputSchema, new[]
         {
             MLNetInterop.ShapeColumn(options.OutputColumnName, SchemaShape.Column.VectorKind.Vector, NumberDataViewType.Single, false),
-        });
+        }, "ClipImageEmbedding");
     }
 }
 

@@ -17,6 +17,9 @@ public sealed class ClipTextEmbeddingEstimator : IEstimator<ClipTextEmbeddingTra
     /// <summary>Options of <see cref="ClipTextEmbeddingEstimator"/>.</summary>
     public sealed class Options
     {
+        /// <summary>The tokenizer for the catalog method that takes these options; the model's own (<see cref="ClipModel.Tokenizer"/>) when null. Not saved with the options: pipeline files keep the tokenizer the stage used.</summary>
+        [System.Text.Json.Serialization.JsonIgnore]
+        public ClipTokenizer? Tokenizer { get; set; }
         /// <summary>The output column: a vector of <c>embed_dim</c> floats. Default <c>Features</c>.</summary>
         public string OutputColumnName { get; set; } = "Features";
         /// <summary>The text column. Default <c>Text</c>.</summary>
@@ -47,8 +50,7 @@ public sealed class ClipTextEmbeddingEstimator : IEstimator<ClipTextEmbeddingTra
         this.model = model ?? throw new ArgumentNullException(nameof(model));
         this.tokenizer = tokenizer ?? throw new ArgumentNullException(nameof(tokenizer));
         this.options = options ?? new Options();
-        if (this.options.BatchSize <= 0) throw new ArgumentOutOfRangeException(nameof(options), "BatchSize must be positive.");
-        if (this.options.IntraOpThreads <= 0) throw new ArgumentOutOfRangeException(nameof(options), "IntraOpThreads must be positive (or null).");
+        StageOptionChecks.Check(this.options.BatchSize, this.options.IntraOpThreads);
         TextInput.CheckTokenizer(model, tokenizer);
     }
 
@@ -56,6 +58,7 @@ public sealed class ClipTextEmbeddingEstimator : IEstimator<ClipTextEmbeddingTra
     public ClipTextEmbeddingTransformer Fit(IDataView input)
     {
         TextInput.Check(input.Schema, options.InputColumnName);
+        MLNetInterop.CheckNotHidingClipOutput(options.OutputColumnName, "ClipTextEmbedding", MLNetInterop.ClipStageOf(input.Schema, options.OutputColumnName));
         return new ClipTextEmbeddingTransformer(model, tokenizer, options);
     }
 
@@ -66,7 +69,7 @@ public sealed class ClipTextEmbeddingEstimator : IEstimator<ClipTextEmbeddingTra
         return MLNetInterop.WithOutputs(inputSchema, new[]
         {
             MLNetInterop.ShapeColumn(options.OutputColumnName, SchemaShape.Column.VectorKind.Vector, NumberDataViewType.Single, false),
-        });
+        }, "ClipTextEmbedding");
     }
 }
 

@@ -18,6 +18,9 @@ public sealed class ClipZeroShotEstimator : IEstimator<ClipZeroShotTransformer>
     /// <summary>Options of <see cref="ClipZeroShotEstimator"/>.</summary>
     public sealed class Options
     {
+        /// <summary>The tokenizer for the catalog method that takes these options; the model's own (<see cref="ClipModel.Tokenizer"/>) when null. Not saved with the options: pipeline files keep the tokenizer the stage used.</summary>
+        [System.Text.Json.Serialization.JsonIgnore]
+        public ClipTokenizer? Tokenizer { get; set; }
         /// <summary>The image column: MLImage, a text path, or a vector of bytes. Default <c>Image</c>.</summary>
         public string InputColumnName { get; set; } = "Image";
         /// <summary>Per-class probabilities (a vector with the class names as slot names). Default <c>Score</c>.</summary>
@@ -68,9 +71,8 @@ public sealed class ClipZeroShotEstimator : IEstimator<ClipZeroShotTransformer>
         this.model = model ?? throw new ArgumentNullException(nameof(model));
         this.tokenizer = tokenizer ?? throw new ArgumentNullException(nameof(tokenizer));
         this.options = options ?? throw new ArgumentNullException(nameof(options));
-        if (options.BatchSize <= 0) throw new ArgumentOutOfRangeException(nameof(options), "BatchSize must be positive.");
-        if (options.TopK < 0) throw new ArgumentOutOfRangeException(nameof(options), "TopK must not be negative.");
-        if (options.IntraOpThreads <= 0) throw new ArgumentOutOfRangeException(nameof(options), "IntraOpThreads must be positive (or null).");
+        StageOptionChecks.Check(options.BatchSize, options.IntraOpThreads, options.PreprocessThreads);
+        if (options.TopK < 0) throw new ArgumentOutOfRangeException(nameof(options), options.TopK, "Options.TopK must not be negative.");
         TextInput.CheckTokenizer(model, tokenizer);
         prompts = options.ResolvePrompts();
     }
@@ -82,6 +84,8 @@ public sealed class ClipZeroShotEstimator : IEstimator<ClipZeroShotTransformer>
     public ClipZeroShotTransformer Fit(IDataView input)
     {
         ImageInput.Check(input.Schema, options.InputColumnName);
+        foreach (var column in new[] { options.ScoreColumnName, options.PredictedLabelColumnName })
+            MLNetInterop.CheckNotHidingClipOutput(column, "ClipZeroShot", MLNetInterop.ClipStageOf(input.Schema, column));
         var classifier = ZeroShotClassifier.Create(model, tokenizer, prompts);
         var transformer = new ClipZeroShotTransformer(model, classifier, options);
         transformer.Own(classifier);
@@ -102,7 +106,7 @@ public sealed class ClipZeroShotEstimator : IEstimator<ClipZeroShotTransformer>
             outputs.Add(MLNetInterop.ShapeColumn(options.TopLabelsColumnName, SchemaShape.Column.VectorKind.Vector, TextDataViewType.Instance, false));
             outputs.Add(MLNetInterop.ShapeColumn(options.TopScoresColumnName, SchemaShape.Column.VectorKind.Vector, NumberDataViewType.Single, false));
         }
-        return MLNetInterop.WithOutputs(inputSchema, outputs);
+        return MLNetInterop.WithOutputs(inputSchema, outputs, "ClipZeroShot");
     }
 }
 

@@ -91,7 +91,7 @@ internal static class ImageInput
     public static string? Describe(object? value, string? imageFolder) => value switch
     {
         MLImage image => string.IsNullOrEmpty(image.Tag) ? null : image.Tag,
-        ReadOnlyMemory<char> path => ResolvePath(path, imageFolder),
+        ReadOnlyMemory<char> { Length: > 0 } path => ResolvePath(path, imageFolder),
         _ => null,
     };
 

@@ -92,13 +92,34 @@ internal abstract class BatchStage
     /// <summary>A worker for one cursor: reads, prepares and computes. Not shared between threads except <see cref="BatchWorker.Prepare"/>.</summary>
     public abstract BatchWorker CreateWorker(DataViewSchema.Column input);
 
-    /// <summary>The output schema: input columns, then the outputs (hiding same-named inputs).</summary>
+    /// <summary>The stage's name in messages and in the <c>ClipStage</c> annotation of its outputs (ClipTextEmbedding, ...).</summary>
+    public virtual string Name
+    {
+        get
+        {
+            var name = GetType().DeclaringType?.Name ?? GetType().Name;
+            return name.EndsWith("Transformer", StringComparison.Ordinal) ? name[..^"Transformer".Length] : name;
+        }
+    }
+
+    /// <summary>
+    /// The output schema: input columns, then the outputs (hiding same-named inputs), each marked with the
+    /// <c>ClipStage</c> annotation. Hiding another CLIP stage's output is refused.
+    /// </summary>
     public DataViewSchema GetOutputSchema(DataViewSchema inputSchema)
     {
         CheckInput(inputSchema);
         var builder = new DataViewSchema.Builder();
         builder.AddColumns(inputSchema);
-        foreach (var o in Outputs) builder.AddColumn(o.Name, o.Type, o.Annotations);
+        var name = Name.AsMemory();
+        foreach (var o in Outputs)
+        {
+            MLNetInterop.CheckNotHidingClipOutput(o.Name, Name, MLNetInterop.ClipStageOf(inputSchema, o.Name));
+            var annotations = new DataViewSchema.Annotations.Builder();
+            if (o.Annotations is not null) annotations.Add(o.Annotations, _ => true);
+            annotations.Add(MLNetInterop.ClipStageAnnotation, TextDataViewType.Instance, (ref ReadOnlyMemory<char> value) => value = name);
+            builder.AddColumn(o.Name, o.Type, annotations.ToAnnotations());
+        }
         return builder.ToSchema();
     }
 

@@ -13,6 +13,8 @@ internal sealed class BatchingDataView : IDataView
 {
     private readonly IDataView source;
     private readonly BatchStage stage;
+    // Rows of this view counted as skipped: a row read by several cursors is one skipped row.
+    private readonly HashSet<long> skippedRows = new();
 
     public BatchingDataView(IDataView source, BatchStage stage)
     {
@@ -38,7 +40,7 @@ internal sealed class BatchingDataView : IDataView
 
         var inputColumn = source.Schema[stage.InputColumnName];
         if (!sourceColumns.Contains(inputColumn)) sourceColumns.Add(inputColumn);
-        return new BatchingCursor(Schema, stage, source.GetRowCursor(sourceColumns, rand), inputColumn, needed, activeOutputs);
+        return new BatchingCursor(Schema, stage, source.GetRowCursor(sourceColumns, rand), inputColumn, needed, activeOutputs, skippedRows);
     }
 
     // One cursor: rows stay in order and each forward pass sees a full batch (DataViewRowCursor
@@ -108,10 +110,12 @@ internal sealed class BatchingCursor : DataViewRowCursor
     private long position = -1;
     private bool done;
     private long rowsRead;             // rows read from the source so far (producer side)
+    private readonly HashSet<long> skippedRows; // the view's: rows already counted as skipped
 
     public BatchingCursor(DataViewSchema schema, BatchStage stage, DataViewRowCursor source, DataViewSchema.Column inputColumn,
-        HashSet<int> neededColumns, bool[] activeOutputs)
+        HashSet<int> neededColumns, bool[] activeOutputs, HashSet<long> skippedRows)
     {
+        this.skippedRows = skippedRows;
         this.schema = schema;
         this.stage = stage;
         this.source = source;
@@ -372,7 +376,9 @@ internal sealed class BatchingCursor : DataViewRowCursor
         for (int s = 0; s < b.Count; s++)
         {
             if (b.Valid[s]) continue;
-            if (b.Errors[s] is not null && stage.BadRows == BadRowHandling.Skip) stage.CountSkipped();
+            if (b.Errors[s] is not null && stage.BadRows == BadRowHandling.Skip)
+                lock (skippedRows)
+                    if (skippedRows.Add(b.FirstRow + s)) stage.CountSkipped();
             FillMissing(b, s);
         }
         if (b.Valid.AsSpan(0, b.Count).Contains(true))
