@@ -1,6 +1,7 @@
 using System.Reflection;
 using Microsoft.ML;
 using Microsoft.ML.Data;
+using Clip.MLNet.Batching;
 using Microsoft.ML.Runtime;
 using TorchSharp;
 using static TorchSharp.torch;
@@ -111,18 +112,9 @@ internal static class MLNetInterop
 
     /// <summary>Annotations holding slot names (the class names of a score vector).</summary>
     public static SchemaShape SlotNamesShape() =>
-        new(new[] { ShapeColumn(AnnotationUtilsKinds.SlotNames, SchemaShape.Column.VectorKind.Vector, TextDataViewType.Instance, false) });
+        new(new[] { ShapeColumn(AnnotationKinds.SlotNames, SchemaShape.Column.VectorKind.Vector, TextDataViewType.Instance, false) });
 
     /// <summary>Annotations holding key values.</summary>
     public static SchemaShape KeyValuesShape() =>
-        new(new[] { ShapeColumn(AnnotationUtilsKinds.KeyValues, SchemaShape.Column.VectorKind.Vector, TextDataViewType.Instance, false) });
-}
-
-/// <summary>ML.NET's annotation kind names (public strings, internal constants there).</summary>
-internal static class AnnotationUtilsKinds
-{
-    public const string SlotNames = "SlotNames";
-    public const string KeyValues = "KeyValues";
-    public const string ScoreColumnKind = "ScoreColumnKind";
-    public const string ScoreValueKind = "ScoreValueKind";
+        new(new[] { ShapeColumn(AnnotationKinds.KeyValues, SchemaShape.Column.VectorKind.Vector, TextDataViewType.Instance, false) });
 }

@@ -1,3 +1,4 @@
+using Clip.MLNet.Transforms;
 using System.Diagnostics;
 using System.Runtime.InteropServices;
 using System.Text.Json;
@@ -318,7 +319,7 @@ public sealed class ClipTrainer
         if (bad > 0)
         {
             int first = Array.FindIndex(errors, e => e is not null);
-            if (Options.BadRows == Transforms.BadRowHandling.Error)
+            if (Options.BadRows == BadRowHandling.Error)
                 throw new InvalidDataException($"Training pair {items[first]}: {errors[first]!.Message} (set BadRows to Skip to skip such pairs)", errors[first]);
             for (int i = 0; i < bad; i++) data.CountSkipped();
         }

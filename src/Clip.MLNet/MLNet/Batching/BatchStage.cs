@@ -3,15 +3,6 @@ using Microsoft.ML.Data;
 
 namespace Clip.MLNet.Transforms;
 
-/// <summary>What a row whose input cannot be processed (a corrupt image, say) does to a transform.</summary>
-public enum BadRowHandling
-{
-    /// <summary>Reading the row throws an exception that names the row and the input (the default).</summary>
-    Error,
-    /// <summary>The row gets missing outputs (NaN vectors, a missing key) and is counted in <c>SkippedRows</c>.</summary>
-    Skip,
-}
-
 /// <summary>The kinds of output column a batched stage produces.</summary>
 internal enum OutputKind { FloatVector, Key, TextVector }
 
@@ -122,12 +113,6 @@ internal abstract class BatchStage
         }
         return builder.ToSchema();
     }
-
-    /// <summary>ML.NET's wording for a wrong or missing input column.</summary>
-    protected static ArgumentOutOfRangeException SchemaMismatch(string column, string expected, string? actual) =>
-        actual is null
-            ? new ArgumentOutOfRangeException("inputSchema", $"Input column '{column}' not found in the data; the transform expects {expected}.")
-            : new ArgumentOutOfRangeException("inputSchema", $"Schema mismatch for input column '{column}': expected {expected}, got {actual}.");
 }
 
 /// <summary>Per-cursor work of a <see cref="BatchStage"/>.</summary>

@@ -416,10 +416,3 @@ internal sealed class BatchingCursor : DataViewRowCursor
         base.Dispose(disposing);
     }
 }
-
-/// <summary>A row whose input could not be processed; the message names the column, the row and, when known, the input.</summary>
-public sealed class ClipRowException : InvalidOperationException
-{
-    /// <summary>Creates the exception.</summary>
-    public ClipRowException(string message, Exception? inner = null) : base(message, inner) { }
-}
