@@ -3,6 +3,8 @@ using TorchSharp.Modules;
 using static TorchSharp.torch;
 using Clip.MLNet.Modeling;
 
+using Clip.MLNet.Performance;
+
 namespace Clip.MLNet;
 
 /// <summary>
