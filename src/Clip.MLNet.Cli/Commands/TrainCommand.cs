@@ -123,7 +123,7 @@ internal static class TrainCommand
                     cancel.Cancel();
                 };
                 Console.CancelKeyPress += onCancel;
-                Console.Error.WriteLine($"Training {Describe(clip.Config)} on {pairs.Count} pairs from {spec.Text}; {options.Epochs} epochs of batch {options.BatchSize}.");
+                Console.Error.WriteLine($"Training a {clip.Config.Describe()} on {pairs.Count} pairs from {spec.Text}; {options.Epochs} epochs of batch {options.BatchSize}.");
                 ClipTrainingHistory history;
                 try { history = new ClipTrainer(clip, tokenizer, options).Train(pairs, new TrainingProgressPrinter(), cancel.Token); }
                 finally { Console.CancelKeyPress -= onCancel; }
@@ -168,8 +168,4 @@ internal static class TrainCommand
         }
         throw new CliInputException($"--arch: unknown architecture '{name}' (expected {Presets})");
     }
-
-    private static string Describe(ClipConfig c) => c.VisionArchitecture == VisionArchitecture.VisionTransformer
-        ? $"a ViT (width {c.VisionWidth}, {c.VisionLayers[0]} layers, patch {c.VisionPatchSize}, {c.ImageResolution}px)"
-        : $"a ModifiedResNet (width {c.VisionWidth}, stages [{string.Join(",", c.VisionLayers)}], {c.ImageResolution}px)";
 }

@@ -47,7 +47,7 @@ public sealed class ClipEvaluator
         ArgumentNullException.ThrowIfNull(datasets);
         options ??= new EvaluationOptions();
         var results = datasets.Select(d => Evaluate(d, options, progress, cancellationToken)).ToList();
-        return new EvaluationReport(modelDescription ?? Describe(model.Config), options.Tasks, results);
+        return new EvaluationReport(modelDescription ?? model.Config.Describe(), options.Tasks, results);
     }
 
     /// <summary>Evaluates one dataset.</summary>
@@ -274,10 +274,6 @@ public sealed class ClipEvaluator
     }
 
     private static Tensor ToTensor(float[][] rows) => ToTensor(rows.AsSpan());
-
-    private static string Describe(ClipConfig c) => c.VisionArchitecture == VisionArchitecture.VisionTransformer
-        ? $"ViT (width {c.VisionWidth}, {c.VisionLayers[0]} layers, patch {c.VisionPatchSize}, {c.ImageResolution}px; embed {c.EmbedDim})"
-        : $"ResNet (width {c.VisionWidth}, {c.ImageResolution}px; embed {c.EmbedDim})";
 
     private sealed class InlineProgress<T>(Action<T> report) : IProgress<T>
     {

@@ -1,5 +1,6 @@
 using System.Text.Json;
 using System.Text.Json.Nodes;
+using Clip.MLNet.Batching;
 using Microsoft.ML;
 using Microsoft.ML.Data;
 using Microsoft.ML.Runtime;
@@ -38,20 +39,13 @@ public sealed class ClipImageEmbeddingEstimator : IEstimator<ClipImageEmbeddingT
     /// <summary>Checks the input column and returns the transformer.</summary>
     public ClipImageEmbeddingTransformer Fit(IDataView input)
     {
-        ImageInput.Check(input.Schema, options.InputColumnName);
-        MLNetInterop.CheckNotHidingClipOutput(options.OutputColumnName, "ClipImageEmbedding", MLNetInterop.ClipStageOf(input.Schema, options.OutputColumnName));
+        StageOptionChecks.CheckFit(input.Schema, options, ColumnRule.Image, "ClipImageEmbedding", options.OutputColumnName);
         return new ClipImageEmbeddingTransformer(model, options);
     }
 
     /// <inheritdoc />
-    public SchemaShape GetOutputSchema(SchemaShape inputSchema)
-    {
-        ImageInput.Check(inputSchema, options.InputColumnName);
-        return MLNetInterop.WithOutputs(inputSchema, new[]
-        {
-            MLNetInterop.ShapeColumn(options.OutputColumnName, SchemaShape.Column.VectorKind.Vector, NumberDataViewType.Single, false),
-        }, "ClipImageEmbedding");
-    }
+    public SchemaShape GetOutputSchema(SchemaShape inputSchema) =>
+        StageOptionChecks.EmbeddingShape(inputSchema, options, ColumnRule.Image, options.OutputColumnName, "ClipImageEmbedding");
 }
 
 /// <summary>
@@ -105,20 +99,14 @@ public sealed class ClipImageEmbeddingTransformer : ClipTransformerBase
         return transformer;
     }
 
-    private sealed class Stage(ClipModel model, ClipImagePreprocessor preprocessor, ClipImageEmbeddingEstimator.Options options) : BatchStage
+    private sealed class Stage(ClipModel model, ClipImagePreprocessor preprocessor, ClipImageEmbeddingEstimator.Options options) : OptionsStage(options, ColumnRule.Image)
     {
         private readonly BatchOutputColumn[] outputs =
         {
             new(options.OutputColumnName, OutputKind.FloatVector, model.Config.EmbedDim, new VectorDataViewType(NumberDataViewType.Single, model.Config.EmbedDim)),
         };
 
-        public override string InputColumnName => options.InputColumnName;
         public override IReadOnlyList<BatchOutputColumn> Outputs => outputs;
-        public override int BatchSize => options.BatchSize;
-        public override int PrepareThreads => options.PreprocessThreads;
-        public override int? IntraOpThreads => options.IntraOpThreads;
-        public override BadRowHandling BadRows => options.BadRows;
-        public override void CheckInput(DataViewSchema inputSchema) => ImageInput.Check(inputSchema, options.InputColumnName);
         public override BatchWorker CreateWorker(DataViewSchema.Column input) => new Worker(model, preprocessor, options);
     }
 

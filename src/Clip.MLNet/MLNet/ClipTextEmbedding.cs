@@ -49,20 +49,13 @@ public sealed class ClipTextEmbeddingEstimator : IEstimator<ClipTextEmbeddingTra
     /// <summary>Checks the input column and returns the transformer.</summary>
     public ClipTextEmbeddingTransformer Fit(IDataView input)
     {
-        TextInput.Check(input.Schema, options.InputColumnName);
-        MLNetInterop.CheckNotHidingClipOutput(options.OutputColumnName, "ClipTextEmbedding", MLNetInterop.ClipStageOf(input.Schema, options.OutputColumnName));
+        StageOptionChecks.CheckFit(input.Schema, options, ColumnRule.Text, "ClipTextEmbedding", options.OutputColumnName);
         return new ClipTextEmbeddingTransformer(model, tokenizer, options);
     }
 
     /// <inheritdoc />
-    public SchemaShape GetOutputSchema(SchemaShape inputSchema)
-    {
-        TextInput.Check(inputSchema, options.InputColumnName);
-        return MLNetInterop.WithOutputs(inputSchema, new[]
-        {
-            MLNetInterop.ShapeColumn(options.OutputColumnName, SchemaShape.Column.VectorKind.Vector, NumberDataViewType.Single, false),
-        }, "ClipTextEmbedding");
-    }
+    public SchemaShape GetOutputSchema(SchemaShape inputSchema) =>
+        StageOptionChecks.EmbeddingShape(inputSchema, options, ColumnRule.Text, options.OutputColumnName, "ClipTextEmbedding");
 }
 
 /// <summary>CLIP text embeddings as an ML.NET transformer, batched; safe to use from several threads.</summary>
@@ -109,20 +102,15 @@ public sealed class ClipTextEmbeddingTransformer : ClipTransformerBase
         return transformer;
     }
 
-    private sealed class Stage(ClipModel model, ClipTokenizer tokenizer, ClipTextEmbeddingEstimator.Options options) : BatchStage
+    private sealed class Stage(ClipModel model, ClipTokenizer tokenizer, ClipTextEmbeddingEstimator.Options options) : OptionsStage(options, ColumnRule.Text)
     {
         private readonly BatchOutputColumn[] outputs =
         {
             new(options.OutputColumnName, OutputKind.FloatVector, model.Config.EmbedDim, new VectorDataViewType(NumberDataViewType.Single, model.Config.EmbedDim)),
         };
 
-        public override string InputColumnName => options.InputColumnName;
         public override IReadOnlyList<BatchOutputColumn> Outputs => outputs;
-        public override int BatchSize => options.BatchSize;
         public override int PrefetchBatches => 0;   // tokenizing is cheap next to the forward pass
-        public override int? IntraOpThreads => options.IntraOpThreads;
-        public override BadRowHandling BadRows => options.BadRows;
-        public override void CheckInput(DataViewSchema inputSchema) => TextInput.Check(inputSchema, options.InputColumnName);
         public override BatchWorker CreateWorker(DataViewSchema.Column input) => new Worker(model, tokenizer, options);
     }
 

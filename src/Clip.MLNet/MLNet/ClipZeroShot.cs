@@ -1,5 +1,6 @@
 using System.Runtime.InteropServices;
 using System.Text.Json.Nodes;
+using Clip.MLNet.Batching;
 using Microsoft.ML;
 using Microsoft.ML.Data;
 using TorchSharp;
@@ -65,9 +66,7 @@ public sealed class ClipZeroShotEstimator : IEstimator<ClipZeroShotTransformer>
     /// <summary>Embeds the class prompts and returns the classifier.</summary>
     public ClipZeroShotTransformer Fit(IDataView input)
     {
-        ImageInput.Check(input.Schema, options.InputColumnName);
-        foreach (var column in new[] { options.ScoreColumnName, options.PredictedLabelColumnName })
-            MLNetInterop.CheckNotHidingClipOutput(column, "ClipZeroShot", MLNetInterop.ClipStageOf(input.Schema, column));
+        StageOptionChecks.CheckFit(input.Schema, options, ColumnRule.Image, "ClipZeroShot", options.ScoreColumnName, options.PredictedLabelColumnName);
         var classifier = ZeroShotClassifier.Create(model, tokenizer, prompts);
         var transformer = new ClipZeroShotTransformer(model, classifier, options);
         transformer.Own(classifier);
@@ -208,7 +207,7 @@ public sealed class ClipZeroShotTransformer : ClipTransformerBase
         return builder.ToAnnotations();
     }
 
-    private sealed class Stage : BatchStage
+    private sealed class Stage : OptionsStage
     {
         private readonly ClipModel model;
         private readonly ZeroShotClassifier classifier;
@@ -217,6 +216,7 @@ public sealed class ClipZeroShotTransformer : ClipTransformerBase
         private readonly BatchOutputColumn[] outputs;
 
         public Stage(ClipModel model, ZeroShotClassifier classifier, ClipImagePreprocessor preprocessor, ClipZeroShotEstimator.Options options)
+            : base(options, ColumnRule.Image)
         {
             this.model = model;
             this.classifier = classifier;
@@ -237,13 +237,7 @@ public sealed class ClipZeroShotTransformer : ClipTransformerBase
             outputs = list.ToArray();
         }
 
-        public override string InputColumnName => options.InputColumnName;
         public override IReadOnlyList<BatchOutputColumn> Outputs => outputs;
-        public override int BatchSize => options.BatchSize;
-        public override int PrepareThreads => options.PreprocessThreads;
-        public override int? IntraOpThreads => options.IntraOpThreads;
-        public override BadRowHandling BadRows => options.BadRows;
-        public override void CheckInput(DataViewSchema inputSchema) => ImageInput.Check(inputSchema, options.InputColumnName);
         public override BatchWorker CreateWorker(DataViewSchema.Column input) => new Worker(this);
 
         private sealed class Worker(Stage stage) : ImageBatchWorker(stage.model, stage.preprocessor, stage.options.ImageFolder)

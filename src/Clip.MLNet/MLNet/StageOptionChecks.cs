@@ -1,3 +1,7 @@
+using Clip.MLNet.Batching;
+using Microsoft.ML;
+using Microsoft.ML.Data;
+
 namespace Clip.MLNet.Transforms;
 
 /// <summary>
@@ -19,5 +23,21 @@ internal static class StageOptionChecks
             throw new ArgumentOutOfRangeException("options", intraOpThreads, $"Options.IntraOpThreads must be positive or null (got {intraOpThreads}).");
         if (preprocessThreads <= 0)
             throw new ArgumentOutOfRangeException("options", preprocessThreads, $"Options.PreprocessThreads must be positive (got {preprocessThreads}).");
+    }
+
+    /// <summary>At <c>Fit</c>: the input column is accepted, and no output would hide another CLIP stage's column.</summary>
+    public static void CheckFit(DataViewSchema schema, ClipStageOptions options, ColumnRule rule, string stage, params string[] outputs)
+    {
+        rule.Check(schema, options.InputColumnName);
+        foreach (var column in outputs)
+            MLNetInterop.CheckNotHidingClipOutput(column, stage, MLNetInterop.ClipStageOf(schema, column));
+    }
+
+    /// <summary>An embedding estimator's output shape: the input checked, one float vector added under the stage's name.</summary>
+    public static SchemaShape EmbeddingShape(SchemaShape inputSchema, ClipStageOptions options, ColumnRule rule, string output, string stage)
+    {
+        rule.Check(inputSchema, options.InputColumnName);
+        return MLNetInterop.WithOutputs(inputSchema,
+            [MLNetInterop.ShapeColumn(output, SchemaShape.Column.VectorKind.Vector, NumberDataViewType.Single, false)], stage);
     }
 }

@@ -198,6 +198,18 @@ public sealed record ClipConfig
         }
     }
 
+    /// <summary>
+    /// One line for messages and reports: the image tower's kind and size, the text tower's size and the embedding,
+    /// e.g. <c>ViT (width 768, 12 layers, patch 32, 224px); text (width 512, 12 layers); embed 512</c>.
+    /// </summary>
+    public string Describe()
+    {
+        var image = VisionArchitecture == VisionArchitecture.VisionTransformer
+            ? $"ViT (width {VisionWidth}, {VisionLayers[0]} layers, patch {VisionPatchSize}, {ImageResolution}px)"
+            : $"ModifiedResNet (width {VisionWidth}, stages [{string.Join(", ", VisionLayers)}], {ImageResolution}px)";
+        return $"{image}; text (width {TextWidth}, {TextLayers} layers); embed {EmbedDim}";
+    }
+
     /// <summary>Serializes to JSON with the reference's key names (plus the derived values made explicit).</summary>
     public string ToJson()
     {

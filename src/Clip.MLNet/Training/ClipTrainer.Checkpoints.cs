@@ -60,7 +60,7 @@ public sealed partial class ClipTrainer
         if ((string?)state["format"] != "clip.mlnet.training") throw new InvalidDataException($"{stateFile}: not a Clip.MLNet training checkpoint.");
         var config = ClipConfig.FromJson((string)state["clip_config"]!);
         if (config != Model.Config)
-            throw new InvalidDataException($"{folder}: the checkpoint is of another model configuration and cannot resume this one. Checkpoint: {Describe(config)}; model: {Describe(Model.Config)}.");
+            throw new InvalidDataException($"{folder}: the checkpoint is of another model configuration and cannot resume this one. Checkpoint: {config.Describe()} ({config.Activation}); model: {Model.Config.Describe()} ({Model.Config.Activation}).");
         int savedSteps = (int)state["steps_per_epoch"]!, savedBatch = (int)state["batch_size"]!, savedSeed = (int)state["seed"]!;
         if (savedSteps != stepsPerEpoch || savedBatch != batchSize || savedSeed != Options.Seed)
             throw new InvalidDataException($"{folder}: the checkpoint was made with batch size {savedBatch}, {savedSteps} steps per epoch and seed {savedSeed}; this run has {batchSize}, {stepsPerEpoch} and {Options.Seed}. Resume with the same data and options.");
@@ -78,6 +78,4 @@ public sealed partial class ClipTrainer
         history.CompletedSteps = saved_history.CompletedSteps;
         return (int)state["completed_steps"]!;
     }
-
-    private static string Describe(ClipConfig c) => c.ToJson().ReplaceLineEndings(" ").Replace("  ", "");
 }

@@ -1,8 +1,5 @@
 using Clip.MLNet.Transforms;
 using System.Diagnostics;
-using System.Runtime.InteropServices;
-using System.Text.Json;
-using System.Text.Json.Nodes;
 using TorchSharp;
 using TorchSharp.Modules;
 using static TorchSharp.torch;

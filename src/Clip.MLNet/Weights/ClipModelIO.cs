@@ -159,7 +159,7 @@ public sealed partial class ClipModel
             if (missing.Count > 0) parts.Add($"missing keys: {Summarize(missing)}");
             if (unexpected.Count > 0) parts.Add($"unexpected keys: {Summarize(unexpected)}");
             if (misshaped.Count > 0) parts.Add($"keys with the wrong shape: {Summarize(misshaped)}");
-            throw new ClipCheckpointException(path, $"the weights do not fit the inferred CLIP model ({DescribeConfig(Config)}); " + string.Join("; ", parts));
+            throw new ClipCheckpointException(path, $"the weights do not fit the inferred CLIP model ({Config.Describe()}); " + string.Join("; ", parts));
         }
 
         using var _ = torch.no_grad();
@@ -170,10 +170,6 @@ public sealed partial class ClipModel
             dest.copy_(value);
         }
     }
-
-    private static string DescribeConfig(ClipConfig c) => c.VisionArchitecture == VisionArchitecture.VisionTransformer
-        ? $"ViT width {c.VisionWidth}, {c.VisionLayers[0]} layers, patch {c.VisionPatchSize}, {c.ImageResolution}px; text width {c.TextWidth}, {c.TextLayers} layers"
-        : $"ResNet width {c.VisionWidth}, stages [{string.Join(", ", c.VisionLayers)}], {c.ImageResolution}px; text width {c.TextWidth}, {c.TextLayers} layers";
 
     private static string Summarize(IEnumerable<string> items)
     {

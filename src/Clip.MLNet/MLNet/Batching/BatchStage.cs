@@ -1,3 +1,4 @@
+using Clip.MLNet.Batching;
 using Microsoft.ML;
 using Microsoft.ML.Data;
 
@@ -134,4 +135,15 @@ internal abstract class BatchWorker : IDisposable
     public abstract void Compute(object buffer, int count, bool[] valid, BatchOutputs outputs);
 
     public virtual void Dispose() { }
+}
+
+/// <summary>A stage configured by the options every CLIP transform shares: their overrides, once.</summary>
+internal abstract class OptionsStage(ClipStageOptions options, ColumnRule rule) : BatchStage
+{
+    public override string InputColumnName => options.InputColumnName;
+    public override int BatchSize => options.BatchSize;
+    public override int PrepareThreads => options is ClipImageStageOptions image ? image.PreprocessThreads : 1;
+    public override int? IntraOpThreads => options.IntraOpThreads;
+    public override BadRowHandling BadRows => options.BadRows;
+    public override void CheckInput(DataViewSchema inputSchema) => rule.Check(inputSchema, options.InputColumnName);
 }
