@@ -21,6 +21,7 @@ internal static class Program
             ModelsCommand.Create(),
             FixNativeCommand.Create(),
             BenchCommand.Create(),
+            IndexCommand.Create(),
         };
         return root.Parse(args).Invoke();
     }
