@@ -49,8 +49,8 @@ internal static class IndexCommand
                 if (p < 0 || p >= n) throw new CliInputException($"--partition {p}: out of range for --partitions {n} (0 to {n - 1})");
             var modelArg = parse.GetValue(model)!;
             CommonOptions.ApplyThreads(parse.GetValue(threads));
-            var (name, sha) = Identity(modelArg, parse.GetValue(vocab));
             using var clip = CommonOptions.LoadModel(modelArg, parse.GetValue(precision)!, parse.GetValue(activation), parse.GetValue(vocab), parse.GetValue(device));
+            var (name, sha) = Identity(modelArg, parse.GetValue(vocab));
             var tokenizer = parse.GetValue(vocab) is { } v ? ClipTokenizer.Load(v, clip.ContextLength) : null;
             bool showProgress = !parse.GetValue(quiet);
             if (showProgress) Console.Error.WriteLine($"listing {source.Kind} {source.Description} ...");
@@ -116,7 +116,7 @@ internal static class IndexCommand
     private static (string Name, string Sha256) Identity(string model, string? vocab)
     {
         if (Pretrained.IsPath(model)) return (Path.GetFullPath(model), ClipIndexer.ModelSha256(model));
-        // A registered name: its files are in the cache once loaded (downloaded here first if needed).
+        // A registered name: the model is loaded first (downloaded with progress if needed), so its files are in the cache.
         var files = ClipPretrained.Download(model, new ClipPretrainedOptions { VocabularyPath = vocab });
         return (model, ClipIndexer.ModelSha256(files.ModelPath));
     }

@@ -110,7 +110,7 @@ internal static class ManifestReader
         // Only the columns the index reads are loaded (and must hold strings); the others stay empty.
         var wanted = fields.Where(f => f.Name == pathColumn || f.Name == captionColumn).ToList();
         foreach (var f in wanted)
-            if (f.ClrType != typeof(string))
+            if (f.ClrType != typeof(string) && f.ClrType != typeof(ReadOnlyMemory<char>))
                 throw new InvalidDataException($"{path}: column '{f.Name}' holds {f.ClrType.Name}, not strings");
         var rows = new List<string?[]>();
         for (int g = 0; g < reader.RowGroupCount; g++)
