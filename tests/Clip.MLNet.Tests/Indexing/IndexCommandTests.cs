@@ -48,12 +48,13 @@ public sealed class IndexCommandTests(IndexCorpus corpus)
     public void PartitionsRunOneAtATimeAreByteIdenticalToOneRun()
     {
         var output = corpus.NewFolder("one-at-a-time");
+        int runs = 0;
         foreach (var p in new[] { 2, 0, 3, 1 })
         {
             var result = IndexCorpus.Cli(["index", "--model", IndexCorpus.ModelPath, "--images", corpus.Images, "--output", output, "--partition", p.ToString(), .. IndexCorpus.RunFlags]);
             Assert.True(result.ExitCode == 0, result.Tail());
             Assert.True(File.Exists(Path.Combine(output, "img_emb", $"img_emb_{p}.npy")));
-            Assert.Equal(p == 1 ? 4 : new[] { 2, 0, 3 }.ToList().IndexOf(p) + 1, Directory.GetFiles(Path.Combine(output, "img_emb")).Length);
+            Assert.Equal(++runs, Directory.GetFiles(Path.Combine(output, "img_emb")).Length); // that partition only
         }
         IndexCorpus.AssertSameFiles(corpus.FullRun, output);
     }
@@ -96,12 +97,12 @@ public sealed class IndexCommandTests(IndexCorpus corpus)
         int complete = Directory.GetFiles(Path.Combine(output, "img_emb")).Length;
         Assert.True(complete < 4, "the run finished before it was killed: nothing was resumed");
         var before = File.GetLastWriteTimeUtc(first);
-        var inode = new FileInfo(first).Length;
+        var length = new FileInfo(first).Length;
 
         var rerun = IndexCorpus.Cli(["index", "--model", IndexCorpus.ModelPath, "--images", corpus.Images, "--output", output, .. IndexCorpus.RunFlags]);
         Assert.True(rerun.ExitCode == 0, rerun.Tail());
         Assert.Equal(before, File.GetLastWriteTimeUtc(first));
-        Assert.Equal(inode, new FileInfo(first).Length);
+        Assert.Equal(length, new FileInfo(first).Length);
         IndexCorpus.AssertSameFiles(corpus.FullRun, output);
     }
 
