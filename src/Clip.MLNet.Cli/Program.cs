@@ -20,6 +20,7 @@ internal static class Program
             DemoCommand.Create(),
             ModelsCommand.Create(),
             BenchCommand.Create(),
+            IndexCommand.Create(),
         };
         return root.Parse(args).Invoke();
     }
