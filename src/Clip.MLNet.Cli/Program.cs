@@ -21,6 +21,7 @@ internal static class Program
             ModelsCommand.Create(),
             FixNativeCommand.Create(),
             BenchCommand.Create(),
+            ExportOnnxCommand.Create(),
         };
         return root.Parse(args).Invoke();
     }
