@@ -64,7 +64,7 @@ public sealed record ClipOnnxExportResult(string ImageEncoderPath, string TextEn
 /// <c>image_encoder.onnx</c> (<c>pixel_values</c> float32 [batch, 3, S, S] → <c>image_features</c> float32 [batch, D])
 /// and <c>text_encoder.onnx</c> (<c>text_tokens</c> int64 [batch, sequence], sequence up to the context length →
 /// <c>text_features</c> float32 [batch, D]), both unnormalised, plus <c>clip_onnx.json</c> and the tokenizer files.
-/// The files run on ONNX Runtime (1.17 or newer for the default opset 17, IR 8) and through ML.NET's
+/// The files run on ONNX Runtime (tested with 1.31.1; the default is opset 17 with IR version 8) and through ML.NET's
 /// <c>ApplyOnnxModel</c>; this library itself does not depend on ONNX Runtime.
 /// </summary>
 public static class ClipOnnxExporter
