@@ -128,6 +128,7 @@ public static class ClipOnnxExporter
         var imagePath = Path.Combine(outputDirectory, ImageEncoderFile);
         var textPath = Path.Combine(outputDirectory, TextEncoderFile);
         using (torch.no_grad())
+        using (torch.NewDisposeScope())   // the transposed and folded copies of the weights; the model's own tensors were taken before
         {
             var image = ClipOnnxGraphs.ImageEncoder(model.Visual, config, weights, computeType);
             files.AddRange(Save(image, imagePath, options.Opset, ir, "CLIP image encoder", model, options.ExternalDataThreshold));
