@@ -12,7 +12,8 @@ namespace Clip.MLNet.Benchmarks;
 /// <c>dotnet run -c Release --project tests/Clip.MLNet.Benchmarks -- onnx [--arch ViT-B/32|ViT-B/16|RN50] [--batch 32]
 /// [--threads 2] [--seconds 10] [--precision fp32|fp16]</c>. Random weights of the architecture are exported to a
 /// temporary folder, then each tower runs on random inputs (77-token texts, as <c>clip bench</c>'s default) for at
-/// least the given seconds after two warm-up batches; images/s and texts/s are the median batch's. Prints one JSON object.
+/// least the given seconds after two warm-up batches; images/s and texts/s are the median batch's. Prints one JSON object,
+/// with the relative error of each export against the TorchSharp model on two random inputs.
 /// </summary>
 internal static class OnnxRuntimeThroughput
 {
@@ -44,12 +45,16 @@ internal static class OnnxRuntimeThroughput
         var dir = Path.Combine(Path.GetTempPath(), "clip-onnx-bench-" + Guid.NewGuid().ToString("N"));
         try
         {
+            var options = new SessionOptions { IntraOpNumThreads = threads, InterOpNumThreads = 1, GraphOptimizationLevel = GraphOptimizationLevel.ORT_ENABLE_ALL };
+            double imageError, textError;
             using (var model = ClipModel.Create(Architectures[arch]()))
+            {
                 ClipOnnxExporter.Export(model, dir, new ClipOnnxExportOptions
                 {
                     Precision = precision == "fp16" ? TorchSharp.torch.ScalarType.Float16 : TorchSharp.torch.ScalarType.Float32,
                 });
-            var options = new SessionOptions { IntraOpNumThreads = threads, InterOpNumThreads = 1, GraphOptimizationLevel = GraphOptimizationLevel.ORT_ENABLE_ALL };
+                (imageError, textError) = CompareWithModel(model, dir, options);
+            }
             var random = new Random(0);
             double images, texts;
             using (var session = new InferenceSession(Path.Combine(dir, ClipOnnxExporter.ImageEncoderFile), options))
@@ -79,6 +84,8 @@ internal static class OnnxRuntimeThroughput
                 ["text_tokens"] = 77,
                 ["images_per_s"] = Math.Round(images, 2),
                 ["texts_per_s"] = Math.Round(texts, 2),
+                ["image_relative_error"] = imageError,
+                ["text_relative_error"] = textError,
             }));
             return 0;
         }
@@ -86,6 +93,31 @@ internal static class OnnxRuntimeThroughput
         {
             try { Directory.Delete(dir, recursive: true); } catch (IOException) { }
         }
+    }
+
+    /// <summary>||onnx − torchsharp|| / ||torchsharp|| of both towers' features on two random inputs (a check at full size).</summary>
+    private static (double Image, double Text) CompareWithModel(ClipModel model, string dir, SessionOptions options)
+    {
+        using var scope = TorchSharp.torch.NewDisposeScope();
+        TorchSharp.torch.random.manual_seed(1);
+        var pixels = TorchSharp.torch.randn(2, 3, model.ImageResolution, model.ImageResolution);
+        var tokens = TorchSharp.torch.randint(1, 49406, [2, 77], dtype: TorchSharp.torch.ScalarType.Int64);
+        tokens[TorchSharp.torch.TensorIndex.Colon, 0] = TorchSharp.torch.tensor(49406L);
+        tokens[0, 20] = TorchSharp.torch.tensor(49407L);
+        tokens[1, 76] = TorchSharp.torch.tensor(49407L);
+        double Error(string file, string input, TorchSharp.torch.Tensor value, TorchSharp.torch.Tensor expected)
+        {
+            using var session = new InferenceSession(Path.Combine(dir, file), options);
+            var dims = value.shape.Select(d => (int)d).ToArray();
+            var named = value.dtype == TorchSharp.torch.ScalarType.Int64
+                ? NamedOnnxValue.CreateFromTensor(input, new DenseTensor<long>(value.data<long>().ToArray(), dims))
+                : NamedOnnxValue.CreateFromTensor(input, new DenseTensor<float>(value.data<float>().ToArray(), dims));
+            using var results = session.Run([named]);
+            var actual = TorchSharp.torch.tensor(results.First().AsTensor<float>().ToArray()).reshape(expected.shape);
+            return ((actual - expected).norm() / expected.norm()).item<float>();
+        }
+        return (Error(ClipOnnxExporter.ImageEncoderFile, "pixel_values", pixels, model.EncodeImage(pixels)),
+            Error(ClipOnnxExporter.TextEncoderFile, "text_tokens", tokens, model.EncodeText(tokens)));
     }
 
     private static double MedianSeconds(Action run, double seconds)
