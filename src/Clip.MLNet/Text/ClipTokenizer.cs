@@ -151,6 +151,9 @@ public sealed partial class ClipTokenizer
     /// <summary>The id of <c>&lt;|endoftext|&gt;</c> (49407 in CLIP's vocabulary); the text model pools its features at this token.</summary>
     public int EndOfText { get; }
 
+    /// <summary>The vocabulary and merges underneath (written out by the ONNX export).</summary>
+    internal ClipBpeVocabulary Vocabulary => _vocabulary;
+
     /// <summary>The number of tokens in the vocabulary, special tokens included (49408 for CLIP).</summary>
     public int VocabularySize => _vocabulary.Vocabulary.Count;
 

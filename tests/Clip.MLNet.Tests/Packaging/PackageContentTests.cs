@@ -51,11 +51,12 @@ public sealed class PackageContentTests(PackagedBuild packed)
         Assert.NotNull(package.GetEntry("README.md"));
         Assert.NotNull(package.GetEntry("THIRD-PARTY-NOTICES.md"));
 
-        // TorchSharp, not a backend: the application chooses CPU or CUDA. Nothing test-only.
+        // TorchSharp, not a backend: the application chooses CPU or CUDA. Nothing test-only (ONNX Runtime included).
         var dependencies = m.Descendants().Where(e => e.Name.LocalName == "dependency")
             .Select(e => $"{e.Attribute("id")!.Value} {e.Attribute("version")!.Value}").Order(StringComparer.Ordinal).ToArray();
         string[] expected =
         [
+            $"Google.Protobuf {RepositoryFacts.PackageVersion("Google.Protobuf")}",
             $"Microsoft.ML {RepositoryFacts.PackageVersion("Microsoft.ML")}",
             $"Microsoft.ML.ImageAnalytics {RepositoryFacts.PackageVersion("Microsoft.ML.ImageAnalytics")}",
             $"Microsoft.ML.Tokenizers {RepositoryFacts.PackageVersion("Microsoft.ML.Tokenizers")}",
