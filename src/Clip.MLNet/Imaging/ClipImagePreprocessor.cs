@@ -70,6 +70,19 @@ public sealed class ClipImagePreprocessor
         normalization = new NormalizationTable(Mean, Std);
     }
 
+    /// <summary>The resize filter (default <see cref="ClipInterpolation.Bicubic"/>, OpenAI's); palette and 1-bit images use nearest neighbour either way, as Pillow does.</summary>
+    public ClipInterpolation Interpolation { get; init; } = ClipInterpolation.Bicubic;
+
+    /// <summary>
+    /// How the image is fitted to the square (default <see cref="ClipResizeMode.Shortest"/>: shorter side, then centre
+    /// crop, OpenAI's). <see cref="ClipResizeMode.Squash"/> resizes to the square directly (SigLIP).
+    /// <see cref="ClipResizeMode.Longest"/> is not supported yet: preprocessing throws <see cref="NotSupportedException"/>.
+    /// </summary>
+    public ClipResizeMode ResizeMode { get; init; } = ClipResizeMode.Shortest;
+
+    /// <summary>The padding value (0-255) of <see cref="ClipResizeMode.Longest"/>.</summary>
+    public byte FillColor { get; init; }
+
     /// <summary>The side of the square output (and of the crop).</summary>
     public int Size { get; }
 
@@ -288,7 +301,7 @@ public sealed class ClipImagePreprocessor
     {
         try
         {
-            ClipPixelPipeline.Run(source, Size, normalization, destination);
+            ClipPixelPipeline.Run(source, Size, normalization, destination, ResizeMode, Interpolation == ClipInterpolation.Bilinear);
         }
         catch (ImageGeometryException e)
         {

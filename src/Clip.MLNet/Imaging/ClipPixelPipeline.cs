@@ -13,18 +13,25 @@ namespace Clip.MLNet.Imaging;
 /// </remarks>
 internal static unsafe class ClipPixelPipeline
 {
-    public static void Run(in PixelSource source, int size, NormalizationTable normalization, Span<float> destination)
+    public static void Run(in PixelSource source, int size, NormalizationTable normalization, Span<float> destination,
+        ClipResizeMode mode = ClipResizeMode.Shortest, bool bilinear = false)
     {
         if (destination.Length != 3 * size * size)
             throw new ArgumentException($"the destination holds {destination.Length} floats; 3 x {size} x {size} = {3 * size * size} are needed", nameof(destination));
-        var geometry = CropGeometry.For(source.Width, source.Height, size);
+        var geometry = mode switch
+        {
+            ClipResizeMode.Shortest => CropGeometry.For(source.Width, source.Height, size),
+            // open_clip's squash: Resize((size, size)), no crop.
+            ClipResizeMode.Squash => new CropGeometry(size, size, 0, 0, size),
+            _ => throw new NotSupportedException("resize_mode 'longest' (fit inside and pad) is not supported yet; use shortest or squash"),
+        };
 
         if (geometry.NoResize(source.Width, source.Height))
             CropOnly(source, geometry, normalization, destination);
         else if (source.Filter == ResizeFilter.Nearest)
             Nearest(source, geometry, normalization, destination);
         else
-            Bicubic(source, geometry, normalization, destination);
+            Bicubic(source, geometry, normalization, destination, bilinear);
     }
 
     private static (int R, int G, int B) ColorOffsets(PixelLayout layout) => layout == PixelLayout.Bgra32 ? (2, 1, 0) : (0, 1, 2);
@@ -137,11 +144,11 @@ internal static unsafe class ClipPixelPipeline
         }
     }
 
-    private static void Bicubic(in PixelSource source, CropGeometry g, NormalizationTable normalization, Span<float> destination)
+    private static void Bicubic(in PixelSource source, CropGeometry g, NormalizationTable normalization, Span<float> destination, bool bilinear = false)
     {
         int size = g.Size, area = size * size;
-        var horizontal = ResampleKernel.Bicubic(source.Width, g.ResizedWidth, g.Left, size);
-        var vertical = ResampleKernel.Bicubic(source.Height, g.ResizedHeight, g.Top, size);
+        var horizontal = ResampleKernel.Create(source.Width, g.ResizedWidth, g.Left, size, bilinear);
+        var vertical = ResampleKernel.Create(source.Height, g.ResizedHeight, g.Top, size, bilinear);
 
         // The source rows the cropped output rows read.
         int rowFirst = vertical.First[0];

@@ -48,8 +48,67 @@ public sealed record ClipConfig
     public int TextLayers { get; init; }
     /// <summary>Hidden width of the text MLPs.</summary>
     public int TextMlpWidth { get; init; }
-    /// <summary>MLP activation of both towers.</summary>
+    /// <summary>MLP activation of both towers (unless <see cref="VisionActivation"/> or <see cref="TextActivation"/> says otherwise).</summary>
     public ClipActivation Activation { get; init; } = ClipActivation.QuickGelu;
+
+    /// <summary>
+    /// The timm model the image tower is built as (for example <c>vit_base_patch16_siglip_224</c>), with its
+    /// weights under <c>visual.trunk.*</c> in timm's names; null for OpenAI's layout (<c>visual.conv1</c>, ...).
+    /// Set from open_clip configs (<c>vision_cfg.timm_model_name</c>) with the sizes of the named model and
+    /// <c>timm_model_kwargs</c> applied.
+    /// </summary>
+    public string? TimmModelName { get; init; }
+
+    /// <summary>Whether the ViT prepends a class token (true for OpenAI's models; false for SigLIP's timm towers).</summary>
+    public bool VisionClassToken { get; init; } = true;
+
+    /// <summary>
+    /// How a timm image tower pools its tokens: <c>token</c> (the class token), <c>map</c> (attention pooling
+    /// with a learned latent query, <c>attn_pool.*</c>: SigLIP). OpenAI's layout always pools the class token.
+    /// </summary>
+    public string VisionPool { get; init; } = "token";
+
+    /// <summary>Whether a timm image tower normalizes before its blocks (<c>norm_pre</c>, timm's <c>pre_norm</c>).</summary>
+    public bool VisionPreNorm { get; init; }
+
+    /// <summary>LayerNorm epsilon of the image tower (1e-5 in OpenAI's layout, 1e-6 in timm's ViTs).</summary>
+    public double VisionLayerNormEps { get; init; } = 1e-5;
+
+    /// <summary>The image tower's activation when it differs from <see cref="Activation"/>; null: <see cref="Activation"/>.</summary>
+    public ClipActivation? VisionActivation { get; init; }
+
+    /// <summary>Whether the text tower's attention is causal (true for OpenAI's models; false for SigLIP's).</summary>
+    public bool TextCausalMask { get; init; } = true;
+
+    /// <summary>
+    /// Where the text tower reads its features: <c>argmax</c> (the position of the largest id, the end-of-text
+    /// token: OpenAI), <c>last</c> (the last position of the padded sequence: SigLIP), <c>first</c>.
+    /// </summary>
+    public string TextPool { get; init; } = "argmax";
+
+    /// <summary>Whether the text projection is a linear layer with bias (<c>text.text_projection.weight/bias</c>) rather than a plain matrix.</summary>
+    public bool TextProjectionBias { get; init; }
+
+    /// <summary>LayerNorm epsilon of the text tower (1e-5; SigLIP: 1e-6).</summary>
+    public double TextLayerNormEps { get; init; } = 1e-5;
+
+    /// <summary>The text tower's activation when it differs from <see cref="Activation"/>; null: <see cref="Activation"/>.</summary>
+    public ClipActivation? TextActivation { get; init; }
+
+    /// <summary>
+    /// Whether the model has a learned <c>logit_bias</c> (SigLIP families): its logits are
+    /// <c>exp(logit_scale) * cos + logit_bias</c> and each class is scored by a sigmoid, not a softmax.
+    /// </summary>
+    public bool HasLogitBias { get; init; }
+
+    /// <summary>The image tower's effective activation.</summary>
+    internal ClipActivation EffectiveVisionActivation => VisionActivation ?? Activation;
+
+    /// <summary>The text tower's effective activation.</summary>
+    internal ClipActivation EffectiveTextActivation => TextActivation ?? Activation;
+
+    /// <summary>Whether the text tower may stop at the batch's last end-of-text token without changing the result (causal mask and argmax pooling).</summary>
+    internal bool TextTrimmable => TextCausalMask && TextPool == "argmax";
 
     /// <summary>A ViT configuration with the reference's derived values (heads = width/64, MLP = 4 × width).</summary>
     public static ClipConfig VisionTransformerConfig(int embedDim, int imageResolution, int patchSize, int visionWidth, int visionLayers,
@@ -180,6 +239,14 @@ public sealed record ClipConfig
         Positive(TextMlpWidth, "transformer_mlp_width");
         if (TextLayers < 0) throw new ArgumentException("CLIP config: transformer_layers must not be negative.");
         if (TextWidth % TextHeads != 0) throw new ArgumentException($"CLIP config: transformer_width {TextWidth} is not divisible by {TextHeads} heads.");
+        if (TextPool is not ("argmax" or "last" or "first"))
+            throw new ArgumentException($"CLIP config: text pool_type '{TextPool}' is not supported (argmax, last or first).");
+        if (VisionPool is not ("token" or "map"))
+            throw new ArgumentException($"CLIP config: vision pool '{VisionPool}' is not supported (token or map).");
+        if (TimmModelName is null && (!VisionClassToken || VisionPool != "token"))
+            throw new ArgumentException("CLIP config: OpenAI's image tower layout has a class token and pools it; other poolings need a timm tower.");
+        if (VisionPool == "token" && !VisionClassToken)
+            throw new ArgumentException("CLIP config: the image tower pools its class token but has none.");
         if (VisionArchitecture == VisionArchitecture.VisionTransformer)
         {
             if (VisionLayers.Count != 1) throw new ArgumentException("CLIP config: a ViT has one vision_layers value.");
@@ -220,6 +287,19 @@ public sealed record ClipConfig
             ["transformer_mlp_width"] = TextMlpWidth,
             ["activation"] = Activation.ToConfigName(),
         };
+        // Keys of the other families only where they differ from OpenAI's layout, so OpenAI configs keep their JSON.
+        if (TimmModelName is not null) o["timm_model_name"] = TimmModelName;
+        if (!VisionClassToken) o["vision_class_token"] = false;
+        if (VisionPool != "token") o["vision_pool"] = VisionPool;
+        if (VisionPreNorm) o["vision_pre_norm"] = true;
+        if (VisionLayerNormEps != 1e-5) o["vision_ln_eps"] = VisionLayerNormEps;
+        if (VisionActivation is { } va) o["vision_activation"] = va.ToConfigName();
+        if (!TextCausalMask) o["text_causal_mask"] = false;
+        if (TextPool != "argmax") o["text_pool"] = TextPool;
+        if (TextProjectionBias) o["text_proj_bias"] = true;
+        if (TextLayerNormEps != 1e-5) o["text_ln_eps"] = TextLayerNormEps;
+        if (TextActivation is { } ta) o["text_activation"] = ta.ToConfigName();
+        if (HasLogitBias) o["logit_bias"] = true;
         return o.ToJsonString(new JsonSerializerOptions { WriteIndented = true });
     }
 
@@ -251,9 +331,25 @@ public sealed record ClipConfig
             TextHeads = Int("transformer_heads"),
             TextLayers = Int("transformer_layers"),
             TextMlpWidth = Int("transformer_mlp_width"),
-            Activation = ClipActivationNames.TryParse(actName) ?? throw new InvalidDataException($"CLIP config: unknown activation '{actName}' (expected quick_gelu or gelu)."),
+            Activation = ClipActivationNames.TryParse(actName) ?? throw new InvalidDataException($"CLIP config: unknown activation '{actName}' (expected quick_gelu, gelu or gelu_tanh)."),
+            TimmModelName = (string?)o["timm_model_name"],
+            VisionClassToken = o["vision_class_token"]?.GetValue<bool>() ?? true,
+            VisionPool = (string?)o["vision_pool"] ?? "token",
+            VisionPreNorm = o["vision_pre_norm"]?.GetValue<bool>() ?? false,
+            VisionLayerNormEps = o["vision_ln_eps"]?.GetValue<double>() ?? 1e-5,
+            VisionActivation = Act("vision_activation"),
+            TextCausalMask = o["text_causal_mask"]?.GetValue<bool>() ?? true,
+            TextPool = (string?)o["text_pool"] ?? "argmax",
+            TextProjectionBias = o["text_proj_bias"]?.GetValue<bool>() ?? false,
+            TextLayerNormEps = o["text_ln_eps"]?.GetValue<double>() ?? 1e-5,
+            TextActivation = Act("text_activation"),
+            HasLogitBias = o["logit_bias"]?.GetValue<bool>() ?? false,
         };
         return config;
+
+        ClipActivation? Act(string key) => (string?)o[key] is { } name
+            ? ClipActivationNames.TryParse(name) ?? throw new InvalidDataException($"CLIP config: unknown {key} '{name}'.")
+            : null;
     }
 
     /// <inheritdoc />

@@ -1,0 +1,222 @@
+using System.Globalization;
+using System.Text.Json.Nodes;
+
+namespace Clip.MLNet.Weights;
+
+/// <summary>What an open_clip <c>text_cfg</c> says about its tokenizer (read by <see cref="ClipModel.Load"/> to find the tokenizer file).</summary>
+/// <param name="ConfigPath">The <c>open_clip_config.json</c> it came from (for messages).</param>
+/// <param name="HfTokenizerName">The <c>hf_tokenizer_name</c> (a hub repository), or null for CLIP's BPE.</param>
+/// <param name="Clean">The <c>tokenizer_kwargs.clean</c> rule (<c>canonicalize</c>, <c>whitespace</c>, <c>lower</c>); null when absent.</param>
+/// <param name="ContextLength">The <c>text_cfg.context_length</c>.</param>
+internal sealed record OpenClipTextTokenizer(string ConfigPath, string? HfTokenizerName, string? Clean, int ContextLength);
+
+/// <summary>
+/// Reads open_clip's model configs (<c>open_clip_config.json</c>'s <c>model_cfg</c>, the files of open_clip's
+/// <c>model_configs/</c>) for the towers that cannot be read off the weights: timm image towers (named timm models,
+/// whose sizes, head counts and activation come from timm's definitions, with <c>timm_model_kwargs</c> over them)
+/// and custom text towers (causal mask, pooling, projection bias, LayerNorm epsilon and activation from the config).
+/// </summary>
+internal static class OpenClipConfig
+{
+    /// <summary>A timm ViT definition: what <c>timm.create_model(name)</c> builds before any keyword overrides.</summary>
+    internal sealed record TimmVit(int ImageSize, int PatchSize, int Width, int Depth, int Heads, double MlpRatio,
+        bool ClassToken, string GlobalPool, string Activation, bool PreNorm = false);
+
+    /// <summary>
+    /// The timm towers open_clip's published SigLIP/SigLIP2 configs name (timm's <c>vision_transformer.py</c>).
+    /// Sizes and activation are timm's: the SigLIP2-era SO400M/16 and giant towers use tanh-approximated GELU.
+    /// </summary>
+    internal static readonly IReadOnlyDictionary<string, TimmVit> TimmModels = new Dictionary<string, TimmVit>(StringComparer.Ordinal)
+    {
+        ["vit_base_patch16_siglip_224"] = new(224, 16, 768, 12, 12, 4.0, false, "map", "gelu"),
+        ["vit_base_patch16_siglip_256"] = new(256, 16, 768, 12, 12, 4.0, false, "map", "gelu"),
+        ["vit_base_patch16_siglip_384"] = new(384, 16, 768, 12, 12, 4.0, false, "map", "gelu"),
+        ["vit_base_patch16_siglip_512"] = new(512, 16, 768, 12, 12, 4.0, false, "map", "gelu"),
+        ["vit_base_patch32_siglip_256"] = new(256, 32, 768, 12, 12, 4.0, false, "map", "gelu"),
+        ["vit_large_patch16_siglip_256"] = new(256, 16, 1024, 24, 16, 4.0, false, "map", "gelu"),
+        ["vit_large_patch16_siglip_384"] = new(384, 16, 1024, 24, 16, 4.0, false, "map", "gelu"),
+        ["vit_large_patch16_siglip_512"] = new(512, 16, 1024, 24, 16, 4.0, false, "map", "gelu"),
+        ["vit_so400m_patch14_siglip_224"] = new(224, 14, 1152, 27, 16, 3.7362, false, "map", "gelu"),
+        ["vit_so400m_patch14_siglip_378"] = new(378, 14, 1152, 27, 16, 3.7362, false, "map", "gelu"),
+        ["vit_so400m_patch14_siglip_384"] = new(384, 14, 1152, 27, 16, 3.7362, false, "map", "gelu"),
+        ["vit_so400m_patch16_siglip_256"] = new(256, 16, 1152, 27, 16, 3.7362, false, "map", "gelu_tanh"),
+        ["vit_so400m_patch16_siglip_384"] = new(384, 16, 1152, 27, 16, 3.7362, false, "map", "gelu_tanh"),
+        ["vit_so400m_patch16_siglip_512"] = new(512, 16, 1152, 27, 16, 3.7362, false, "map", "gelu_tanh"),
+        ["vit_giant_opt_patch16_siglip_256"] = new(256, 16, 1536, 40, 16, 8192.0 / 1536, false, "map", "gelu_tanh"),
+        ["vit_giant_opt_patch16_siglip_384"] = new(384, 16, 1536, 40, 16, 8192.0 / 1536, false, "map", "gelu_tanh"),
+    };
+
+    /// <summary>
+    /// Builds the configuration of a model whose <c>model_cfg</c> names a timm image tower or a custom text tower;
+    /// null for OpenAI-layout configs (those are inferred from the weights).
+    /// </summary>
+    /// <exception cref="ClipCheckpointException">A field names something unsupported; the message names the file and the field.</exception>
+    public static ClipConfig? BuildFamilyConfig(string path, JsonObject model)
+    {
+        var vision = model["vision_cfg"] as JsonObject;
+        bool timm = vision?["timm_model_name"] is not null;
+        bool customText = model["custom_text"]?.GetValue<bool>() ?? false;
+        if (!timm && !customText) return null;
+        if (!timm)
+            throw Refuse(path, "model_cfg.custom_text", "a custom text tower beside OpenAI's image layout (CLIPA-style towers) is not supported yet");
+        if (model["text_cfg"] is not JsonObject text)
+            throw Refuse(path, "model_cfg.text_cfg", "missing");
+
+        bool quickGelu = model["quick_gelu"]?.GetValue<bool>() ?? false;
+        var defaultAct = quickGelu ? ClipActivation.QuickGelu : ClipActivation.Gelu;
+        int embedDim = Int(path, model, "embed_dim", "model_cfg.embed_dim") ?? throw Refuse(path, "model_cfg.embed_dim", "missing");
+
+        // --- image tower: the named timm model, then timm_model_kwargs over it ---
+        var name = (string)vision!["timm_model_name"]!;
+        if (!TimmModels.TryGetValue(name, out var t))
+            throw Refuse(path, "model_cfg.vision_cfg.timm_model_name",
+                $"unknown timm model '{name}' (supported: {string.Join(", ", TimmModels.Keys)})");
+        int imageSize = Int(path, vision, "image_size", "model_cfg.vision_cfg.image_size") ?? t.ImageSize;
+        int patch = t.PatchSize, width = t.Width, depth = t.Depth, heads = t.Heads;
+        double mlpRatio = t.MlpRatio;
+        bool classToken = t.ClassToken, preNorm = t.PreNorm;
+        string act = t.Activation;
+        if (vision["timm_model_kwargs"] is JsonObject kwargs)
+        {
+            foreach (var (key, value) in kwargs)
+            {
+                string field = $"model_cfg.vision_cfg.timm_model_kwargs.{key}";
+                switch (key)
+                {
+                    case "embed_dim": width = value!.GetValue<int>(); break;
+                    case "depth": depth = value!.GetValue<int>(); break;
+                    case "num_heads": heads = value!.GetValue<int>(); break;
+                    case "patch_size": patch = value!.GetValue<int>(); break;
+                    case "mlp_ratio": mlpRatio = value!.GetValue<double>(); break;
+                    case "class_token": classToken = value!.GetValue<bool>(); break;
+                    case "pre_norm": preNorm = value!.GetValue<bool>(); break;
+                    case "act_layer": act = (string?)value ?? act; break;
+                    case "img_size":
+                        imageSize = value is JsonArray a ? a[0]!.GetValue<int>() : value!.GetValue<int>();
+                        if (value is JsonArray a2 && a2.Count == 2 && a2[1]!.GetValue<int>() != imageSize)
+                            throw Refuse(path, field, "non-square inputs are not supported");
+                        break;
+                    case "drop_path_rate" or "drop_rate" or "patch_drop_rate" or "attn_drop_rate" or "proj_drop_rate" or "dynamic_img_size" or "dynamic_img_pad":
+                        break;   // training-time or input-shape options: no effect on a square eval input
+                    default:
+                        throw Refuse(path, field, "this timm keyword is not supported");
+                }
+            }
+        }
+        var pool = (string?)vision["timm_pool"] ?? "avg";
+        if (pool is not ("map" or "token"))
+            throw Refuse(path, "model_cfg.vision_cfg.timm_pool", $"pool '{pool}' is not supported (map or token)");
+        var proj = (string?)vision["timm_proj"] ?? "linear";
+        if (proj != "none")
+            throw Refuse(path, "model_cfg.vision_cfg.timm_proj", $"'{proj}' is not supported yet (none)");
+        if (width != embedDim)
+            throw Refuse(path, "model_cfg.embed_dim", $"{embedDim} differs from the timm tower's width {width}, which timm_proj 'none' passes through");
+        var visionAct = ClipActivationNames.TryParse(act)
+            ?? throw Refuse(path, "model_cfg.vision_cfg.timm_model_kwargs.act_layer", $"activation '{act}' is not supported (gelu, gelu_tanh, quick_gelu)");
+
+        // --- text tower ---
+        if (text["hf_model_name"] is JsonNode hf && (string?)hf is { Length: > 0 } hfName)
+            throw Refuse(path, "model_cfg.text_cfg.hf_model_name", $"Hugging Face text towers ('{hfName}') are not supported");
+        if (text["embed_cls"]?.GetValue<bool>() == true)
+            throw Refuse(path, "model_cfg.text_cfg.embed_cls", "text towers with a class embedding are not supported");
+        int textWidth = Int(path, text, "width", "model_cfg.text_cfg.width") ?? 512;
+        double textMlpRatio = text["mlp_ratio"]?.GetValue<double>() ?? 4.0;
+        var textPool = (string?)text["pool_type"] ?? "argmax";
+        if (textPool is not ("argmax" or "last" or "first"))
+            throw Refuse(path, "model_cfg.text_cfg.pool_type", $"unknown pool_type '{textPool}' (argmax, last or first)");
+        var projType = (string?)text["proj_type"] ?? "linear";
+        if (projType != "linear")
+            throw Refuse(path, "model_cfg.text_cfg.proj_type", $"'{projType}' is not supported (linear)");
+        var textAct = defaultAct;
+        if (text["act_kwargs"] is JsonObject actKwargs && (string?)actKwargs["approximate"] is { } approx)
+        {
+            if (approx == "tanh") textAct = ClipActivation.GeluTanh;
+            else if (approx != "none") throw Refuse(path, "model_cfg.text_cfg.act_kwargs.approximate", $"unknown value '{approx}' (tanh or none)");
+        }
+        double textEps = text["norm_kwargs"]?["eps"]?.GetValue<double>() ?? 1e-5;
+
+        return new ClipConfig
+        {
+            EmbedDim = embedDim,
+            ImageResolution = imageSize,
+            VisionArchitecture = VisionArchitecture.VisionTransformer,
+            VisionLayers = new[] { depth },
+            VisionWidth = width,
+            VisionPatchSize = patch,
+            VisionHeads = heads,
+            VisionMlpWidth = (int)(width * mlpRatio),
+            ContextLength = Int(path, text, "context_length", "model_cfg.text_cfg.context_length") ?? 77,
+            VocabSize = Int(path, text, "vocab_size", "model_cfg.text_cfg.vocab_size") ?? 49408,
+            TextWidth = textWidth,
+            TextHeads = Int(path, text, "heads", "model_cfg.text_cfg.heads") ?? 8,
+            TextLayers = Int(path, text, "layers", "model_cfg.text_cfg.layers") ?? 12,
+            TextMlpWidth = (int)(textWidth * textMlpRatio),
+            Activation = defaultAct,
+            TimmModelName = name,
+            VisionClassToken = classToken,
+            VisionPool = pool,
+            VisionPreNorm = preNorm,
+            VisionLayerNormEps = 1e-6,
+            VisionActivation = visionAct == defaultAct ? null : visionAct,
+            TextCausalMask = !(text["no_causal_mask"]?.GetValue<bool>() ?? false),
+            TextPool = textPool,
+            TextProjectionBias = text["proj_bias"]?.GetValue<bool>() ?? false,
+            TextLayerNormEps = textEps,
+            TextActivation = textAct == defaultAct ? null : textAct,
+            HasLogitBias = model["init_logit_bias"] is JsonNode bias && bias.GetValueKind() != System.Text.Json.JsonValueKind.Null,
+        };
+    }
+
+    /// <summary>Reads <c>preprocess_cfg</c>; null when the config has none.</summary>
+    public static ClipPreprocessing? ReadPreprocessing(string path, JsonNode? root, int? fallbackSize)
+    {
+        if (root?["preprocess_cfg"] is not JsonObject p) return null;
+        int size = p["size"] switch
+        {
+            JsonArray a => a[0]!.GetValue<int>(),
+            JsonNode n => n.GetValue<int>(),
+            null => fallbackSize ?? 224,
+        };
+        float[] Triple(string key, IReadOnlyList<float> fallback)
+        {
+            var node = p[key];
+            if (node is null) return fallback.ToArray();
+            var values = node is JsonArray arr ? arr.Select(v => v!.GetValue<float>()).ToArray() : new[] { node.GetValue<float>() };
+            if (values.Length == 1) values = new[] { values[0], values[0], values[0] };
+            if (values.Length != 3) throw Refuse(path, $"preprocess_cfg.{key}", $"needs 3 values, got {values.Length}");
+            return values;
+        }
+        var interpolation = ((string?)p["interpolation"] ?? "bicubic") switch
+        {
+            "bicubic" => ClipInterpolation.Bicubic,
+            "bilinear" => ClipInterpolation.Bilinear,
+            var other => throw Refuse(path, "preprocess_cfg.interpolation", $"'{other}' is not supported (bicubic or bilinear)"),
+        };
+        var mode = ((string?)p["resize_mode"] ?? "shortest") switch
+        {
+            "shortest" => ClipResizeMode.Shortest,
+            "squash" => ClipResizeMode.Squash,
+            "longest" => ClipResizeMode.Longest,
+            var other => throw Refuse(path, "preprocess_cfg.resize_mode", $"'{other}' is not supported (shortest, squash or longest)"),
+        };
+        int fill = p["fill_color"] is JsonNode f ? (int)Math.Round(f.GetValue<double>()) : 0;
+        if (fill is < 0 or > 255) throw Refuse(path, "preprocess_cfg.fill_color", $"{fill} is not a byte value");
+        var mean = Triple("mean", ClipImagePreprocessor.OpenAIMean);
+        var std = Triple("std", ClipImagePreprocessor.OpenAIStd);
+        return new ClipPreprocessing(size, mean, std, interpolation, mode, (byte)fill);
+    }
+
+    private static int? Int(string path, JsonNode node, string key, string field)
+    {
+        var v = node[key];
+        if (v is null) return null;
+        try { return v.GetValue<int>(); }
+        catch (Exception e) when (e is InvalidOperationException or FormatException)
+        {
+            throw Refuse(path, field, $"'{v.ToJsonString()}' is not an integer");
+        }
+    }
+
+    private static ClipCheckpointException Refuse(string path, string field, string problem) =>
+        new(path, $"{field}: {problem}");
+}
