@@ -13,6 +13,7 @@ internal sealed class SentencePieceText
 {
     private readonly SentencePieceTokenizer tokenizer;
     private readonly string?[] pieces;
+    private readonly bool unigram;
 
     public SentencePieceText(byte[] model, string source, string? clean, int contextLength)
     {
@@ -20,7 +21,7 @@ internal sealed class SentencePieceText
             throw new ArgumentOutOfRangeException(nameof(contextLength), contextLength, "The context must hold at least the end token.");
         try
         {
-            using var stream = new MemoryStream(WithUsableSpecialIds(model), writable: false);
+            using var stream = new MemoryStream(WithUsableSpecialIds(model, out unigram), writable: false);
             tokenizer = SentencePieceTokenizer.Create(stream, addBeginningOfSentence: false, addEndOfSentence: false);
         }
         catch (Exception e) when (e is not OutOfMemoryException)
@@ -45,8 +46,9 @@ internal sealed class SentencePieceText
     /// appended as its start token: control pieces never come out of encoding, and no start token is added here,
     /// so the ids are those of the original model.
     /// </summary>
-    private static byte[] WithUsableSpecialIds(byte[] model)
+    private static byte[] WithUsableSpecialIds(byte[] model, out bool unigram)
     {
+        unigram = true;   // the proto's default model type
         // The model is a protobuf ModelProto: pieces are field 1 (messages: piece = 1, score = 2, type = 3),
         // trainer_spec is field 2 (bos_id = 41). The reader's types are internal, so the few fields are handled here.
         int pieces = 0;
@@ -66,6 +68,12 @@ internal sealed class SentencePieceText
         }
         if (spec is not { } s) return model;
         long bos = 1;   // the proto's default
+        for (int q = s.Start; q < s.Start + s.Length;)
+        {
+            ulong key = ReadVarint(model, ref q);
+            if (key == (3UL << 3)) { int q2 = q; unigram = ReadVarint(model, ref q2) == 1; }
+            SkipValue(model, ref q, (int)(key & 7));
+        }
         for (int q = s.Start; q < s.Start + s.Length;)
         {
             ulong key = ReadVarint(model, ref q);
@@ -127,7 +135,7 @@ internal sealed class SentencePieceText
         {
             case 0: ReadVarint(data, ref pos); break;
             case 1: pos += 8; break;
-            case 2: pos += (int)ReadVarint(data, ref pos); break;
+            case 2: { int length = (int)ReadVarint(data, ref pos); pos += length; break; }
             case 5: pos += 4; break;
             default: throw new InvalidDataException($"unsupported protobuf wire type {wire}");
         }
@@ -154,8 +162,18 @@ internal sealed class SentencePieceText
     public SentencePieceTokenizer Tokenizer => tokenizer;
 
     /// <summary>The pieces' ids of the cleaned text, without end token and truncation.</summary>
-    public IReadOnlyList<int> EncodePieces(string text) =>
-        tokenizer.EncodeToIds(ClipTextCleaner.CleanAs(text, Clean), addBeginningOfSentence: false, addEndOfSentence: false);
+    public IReadOnlyList<int> EncodePieces(string text)
+    {
+        var ids = tokenizer.EncodeToIds(ClipTextCleaner.CleanAs(text, Clean), addBeginningOfSentence: false, addEndOfSentence: false);
+        if (!unigram || tokenizer.ByteFallback) return ids;
+        // SentencePiece's unigram encoder merges a run of unknown characters into one unknown piece
+        // ("日本の寺" with none of them in the vocabulary is one <unk>); Microsoft.ML.Tokenizers gives one per character.
+        int unk = tokenizer.UnknownId;
+        var merged = new List<int>(ids.Count);
+        foreach (var id in ids)
+            if (!(id == unk && merged.Count > 0 && merged[^1] == unk)) merged.Add(id);
+        return merged;
+    }
 
     public void EncodeInto(string text, Span<long> destination, bool truncate, int? index)
     {
