@@ -14,6 +14,7 @@ internal sealed class SentencePieceText
     private readonly SentencePieceTokenizer tokenizer;
     private readonly string?[] pieces;
     private readonly bool unigram;
+    private readonly int addedPieces;
 
     public SentencePieceText(byte[] model, string source, string? clean, int contextLength)
     {
@@ -21,7 +22,9 @@ internal sealed class SentencePieceText
             throw new ArgumentOutOfRangeException(nameof(contextLength), contextLength, "The context must hold at least the end token.");
         try
         {
-            using var stream = new MemoryStream(WithUsableSpecialIds(model, out unigram), writable: false);
+            var usable = WithUsableSpecialIds(model, out unigram);
+            addedPieces = usable == model ? 0 : 1;
+            using var stream = new MemoryStream(usable, writable: false);
             tokenizer = SentencePieceTokenizer.Create(stream, addBeginningOfSentence: false, addEndOfSentence: false);
         }
         catch (Exception e) when (e is not OutOfMemoryException)
@@ -158,7 +161,8 @@ internal sealed class SentencePieceText
     public int ContextLength { get; }
     public int EndOfSentence { get; }
     public const int Padding = 0;
-    public int VocabularySize => tokenizer.Vocabulary.Count;
+    /// <summary>The model's pieces (without the start piece added for the reader, see <see cref="WithUsableSpecialIds"/>).</summary>
+    public int VocabularySize => tokenizer.Vocabulary.Count - addedPieces;
     public SentencePieceTokenizer Tokenizer => tokenizer;
 
     /// <summary>The pieces' ids of the cleaned text, without end token and truncation.</summary>
