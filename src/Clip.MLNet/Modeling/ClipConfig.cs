@@ -252,7 +252,8 @@ public sealed record ClipConfig
             if (VisionLayers.Count != 1) throw new ArgumentException("CLIP config: a ViT has one vision_layers value.");
             Positive(VisionPatchSize ?? 0, "vision_patch_size");
             Positive(VisionMlpWidth, "vision_mlp_width");
-            if (ImageResolution % VisionPatchSize!.Value != 0)
+            // timm's patch embedding floors (SO400M/14 at 384 px sees 27 x 27 patches, the last 6 pixels unused); OpenAI's layout does not allow it.
+            if (TimmModelName is null && ImageResolution % VisionPatchSize!.Value != 0)
                 throw new ArgumentException($"CLIP config: image_resolution {ImageResolution} is not a multiple of the patch size {VisionPatchSize}.");
             if (VisionWidth % VisionHeads != 0) throw new ArgumentException($"CLIP config: vision_width {VisionWidth} is not divisible by {VisionHeads} heads.");
         }

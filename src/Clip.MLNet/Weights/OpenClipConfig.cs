@@ -167,6 +167,62 @@ internal static class OpenClipConfig
         };
     }
 
+    /// <summary>
+    /// The published open_clip SigLIP/SigLIP2 configurations (open_clip's <c>model_configs/</c>), for building random
+    /// weights of their sizes (<c>clip bench --arch</c>).
+    /// </summary>
+    internal static readonly IReadOnlyDictionary<string, Func<ClipConfig>> PublishedSigLip =
+        new Dictionary<string, Func<ClipConfig>>(StringComparer.OrdinalIgnoreCase)
+        {
+            ["ViT-B-16-SigLIP"] = () => SigLip("vit_base_patch16_siglip_224", 768, 768, 12, 12, 4.0, 32000, 64, false),
+            ["ViT-B-16-SigLIP-256"] = () => SigLip("vit_base_patch16_siglip_256", 768, 768, 12, 12, 4.0, 32000, 64, false),
+            ["ViT-B-16-SigLIP-384"] = () => SigLip("vit_base_patch16_siglip_384", 768, 768, 12, 12, 4.0, 32000, 64, false),
+            ["ViT-B-16-SigLIP-512"] = () => SigLip("vit_base_patch16_siglip_512", 768, 768, 12, 12, 4.0, 32000, 64, false),
+            ["ViT-L-16-SigLIP-256"] = () => SigLip("vit_large_patch16_siglip_256", 1024, 1024, 16, 24, 4.0, 32000, 64, false),
+            ["ViT-L-16-SigLIP-384"] = () => SigLip("vit_large_patch16_siglip_384", 1024, 1024, 16, 24, 4.0, 32000, 64, false),
+            ["ViT-SO400M-14-SigLIP"] = () => SigLip("vit_so400m_patch14_siglip_224", 1152, 1152, 16, 27, 3.7362, 32000, 16, false),
+            ["ViT-SO400M-14-SigLIP-384"] = () => SigLip("vit_so400m_patch14_siglip_384", 1152, 1152, 16, 27, 3.7362, 32000, 64, false),
+            ["ViT-B-16-SigLIP2"] = () => SigLip("vit_base_patch16_siglip_224", 768, 768, 12, 12, 4.0, 256000, 64, true),
+            ["ViT-B-16-SigLIP2-256"] = () => SigLip("vit_base_patch16_siglip_256", 768, 768, 12, 12, 4.0, 256000, 64, true),
+            ["ViT-SO400M-16-SigLIP2-384"] = () => SigLip("vit_so400m_patch16_siglip_384", 1152, 1152, 16, 27, 3.7362, 256000, 64, true),
+        };
+
+    private static ClipConfig SigLip(string timm, int embedDim, int textWidth, int textHeads, int textLayers, double textMlpRatio,
+        int vocab, int context, bool siglip2)
+    {
+        var t = TimmModels[timm];
+        var visionAct = ClipActivationNames.TryParse(t.Activation)!.Value;
+        return new ClipConfig
+        {
+            EmbedDim = embedDim,
+            ImageResolution = t.ImageSize,
+            VisionArchitecture = VisionArchitecture.VisionTransformer,
+            VisionLayers = new[] { t.Depth },
+            VisionWidth = t.Width,
+            VisionPatchSize = t.PatchSize,
+            VisionHeads = t.Heads,
+            VisionMlpWidth = (int)(t.Width * t.MlpRatio),
+            ContextLength = context,
+            VocabSize = vocab,
+            TextWidth = textWidth,
+            TextHeads = textHeads,
+            TextLayers = textLayers,
+            TextMlpWidth = (int)(textWidth * textMlpRatio),
+            Activation = ClipActivation.Gelu,
+            TimmModelName = timm,
+            VisionClassToken = t.ClassToken,
+            VisionPool = t.GlobalPool,
+            VisionLayerNormEps = 1e-6,
+            VisionActivation = visionAct == ClipActivation.Gelu ? null : visionAct,
+            TextCausalMask = false,
+            TextPool = "last",
+            TextProjectionBias = true,
+            TextLayerNormEps = 1e-6,
+            TextActivation = siglip2 ? ClipActivation.GeluTanh : null,
+            HasLogitBias = true,
+        };
+    }
+
     /// <summary>Reads <c>preprocess_cfg</c>; null when the config has none.</summary>
     public static ClipPreprocessing? ReadPreprocessing(string path, JsonNode? root, int? fallbackSize)
     {
