@@ -48,7 +48,7 @@ internal static class ZeroShotCommand
             using var classifier = ZeroShotClassifier.Create(clip, tokenizer, prompts);
             var preprocessor = clip.CreateImagePreprocessor();
             Console.Error.WriteLine(classifier.Scoring == ClipScoring.Sigmoid
-                ? $"scoring: sigmoid (the model has a logit_bias): each class's own probability sigmoid({clip.LogitScale:0.####} * cos + {clip.LogitBias:0.####}), not summing to 1"
+                ? $"scoring: sigmoid (the model has a logit_bias): each class's own probability sigmoid({clip.LogitScale:0.####} * cos {(clip.LogitBias < 0 ? '-' : '+')} {Math.Abs(clip.LogitBias ?? 0):0.####}), not summing to 1"
                 : "scoring: softmax over the classes");
 
             var stdout = Console.Out;
