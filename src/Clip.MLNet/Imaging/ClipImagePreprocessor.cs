@@ -76,7 +76,8 @@ public sealed class ClipImagePreprocessor
     /// <summary>
     /// How the image is fitted to the square (default <see cref="ClipResizeMode.Shortest"/>: shorter side, then centre
     /// crop, OpenAI's). <see cref="ClipResizeMode.Squash"/> resizes to the square directly (SigLIP).
-    /// <see cref="ClipResizeMode.Longest"/> is not supported yet: preprocessing throws <see cref="NotSupportedException"/>.
+    /// <see cref="ClipResizeMode.Longest"/> fits the longer side and pads with <see cref="FillColor"/>, centred (open_clip's
+    /// <c>ResizeKeepRatio</c> + <c>CenterCropOrPad</c>; a palette image is padded with the fill as a colour, where Pillow pads its palette index).
     /// </summary>
     public ClipResizeMode ResizeMode { get; init; } = ClipResizeMode.Shortest;
 
@@ -301,7 +302,7 @@ public sealed class ClipImagePreprocessor
     {
         try
         {
-            ClipPixelPipeline.Run(source, Size, normalization, destination, ResizeMode, Interpolation == ClipInterpolation.Bilinear);
+            ClipPixelPipeline.Run(source, Size, normalization, destination, ResizeMode, Interpolation == ClipInterpolation.Bilinear, FillColor);
         }
         catch (ImageGeometryException e)
         {
