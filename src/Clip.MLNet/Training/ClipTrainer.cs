@@ -82,6 +82,7 @@ public sealed class ClipTrainer
 
         double maxLogit = Math.Log(o.MaxLogitScale);
         int resolution = Model.ImageResolution;
+        data.Preprocessing = Model.ImagePreprocessing;
         var epochWatch = new Stopwatch();
         double epochLoss = 0, epochAccuracy = 0;
         int epochSteps = 0, epochPairs = 0;
