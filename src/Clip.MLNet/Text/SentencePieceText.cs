@@ -6,8 +6,9 @@ namespace Clip.MLNet.Text;
 /// open_clip's wrapper rule over a SentencePiece model (its <c>HFTokenizer</c> over T5's or Gemma's tokenizer): clean
 /// the text as the config's <c>tokenizer_kwargs.clean</c> says, encode it with the model (Microsoft.ML.Tokenizers'
 /// <see cref="SentencePieceTokenizer"/>: unigram or BPE with byte fallback, the model's own normalizer), keep at most
-/// context - 1 pieces, append the end-of-sentence id, pad with 0 to the context length. No start token: T5's
-/// tokenizer adds none, and SigLIP2's Gemma tokenizer is configured without one.
+/// context - 1 pieces, append the end-of-sentence id, pad with the model's pad id (0 in T5's and Gemma's models) to the
+/// context length. No start token: T5's tokenizer adds none, and SigLIP2's Gemma tokenizer is configured without one
+/// (transformers' SigLIP2 conversion sets add_bos_token false and add_eos_token true; not checked against the hub's files here).
 /// </summary>
 internal sealed class SentencePieceText
 {
@@ -22,7 +23,8 @@ internal sealed class SentencePieceText
             throw new ArgumentOutOfRangeException(nameof(contextLength), contextLength, "The context must hold at least the end token.");
         try
         {
-            var usable = WithUsableSpecialIds(model, out unigram);
+            var usable = WithUsableSpecialIds(model, out unigram, out int padId);
+            Padding = padId;
             addedPieces = usable == model ? 0 : 1;
             using var stream = new MemoryStream(usable, writable: false);
             tokenizer = SentencePieceTokenizer.Create(stream, addBeginningOfSentence: false, addEndOfSentence: false);
@@ -49,9 +51,10 @@ internal sealed class SentencePieceText
     /// appended as its start token: control pieces never come out of encoding, and no start token is added here,
     /// so the ids are those of the original model.
     /// </summary>
-    private static byte[] WithUsableSpecialIds(byte[] model, out bool unigram)
+    private static byte[] WithUsableSpecialIds(byte[] model, out bool unigram, out int padId)
     {
         unigram = true;   // the proto's default model type
+        padId = 0;
         // The model is a protobuf ModelProto: pieces are field 1 (messages: piece = 1, score = 2, type = 3),
         // trainer_spec is field 2 (bos_id = 41). The reader's types are internal, so the few fields are handled here.
         int pieces = 0;
@@ -75,6 +78,7 @@ internal sealed class SentencePieceText
         {
             ulong key = ReadVarint(model, ref q);
             if (key == (3UL << 3)) { int q2 = q; unigram = ReadVarint(model, ref q2) == 1; }
+            if (key == (43UL << 3)) { int q2 = q; int pad = (int)ReadVarint(model, ref q2); padId = pad >= 0 ? pad : 0; }
             SkipValue(model, ref q, (int)(key & 7));
         }
         for (int q = s.Start; q < s.Start + s.Length;)
@@ -160,7 +164,8 @@ internal sealed class SentencePieceText
     public string? Clean { get; }
     public int ContextLength { get; }
     public int EndOfSentence { get; }
-    public const int Padding = 0;
+    /// <summary>The padding id: the model's <c>pad_id</c> (0 in T5's and Gemma's models), 0 when it has none.</summary>
+    public int Padding { get; }
     /// <summary>The model's pieces (without the start piece added for the reader, see <see cref="WithUsableSpecialIds"/>).</summary>
     public int VocabularySize => tokenizer.Vocabulary.Count - addedPieces;
     public SentencePieceTokenizer Tokenizer => tokenizer;
