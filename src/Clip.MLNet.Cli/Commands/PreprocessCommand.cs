@@ -29,6 +29,12 @@ internal static class PreprocessCommand
             if (paths.Length == 0) throw new CliInputException("--images: give at least one image file");
             ClipImagePreprocessor preprocessor;
             if (modelPath is null) preprocessor = new ClipImagePreprocessor(side);
+            else if (Directory.Exists(modelPath) && File.Exists(Path.Combine(modelPath, "open_clip_config.json")))
+            {
+                // The config says it all: no need to read (or be able to build) the weights.
+                try { preprocessor = OpenClipConfig.ReadFolderPreprocessing(modelPath).CreatePreprocessor(); }
+                catch (ClipCheckpointException e) { throw new CliInputException($"--model: {e.Message}", e); }
+            }
             else
             {
                 using var clip = CommonOptions.LoadModel(modelPath, "fp32", null);

@@ -63,10 +63,17 @@ public sealed record ClipConfig
     public bool VisionClassToken { get; init; } = true;
 
     /// <summary>
-    /// How a timm image tower pools its tokens: <c>token</c> (the class token), <c>map</c> (attention pooling
-    /// with a learned latent query, <c>attn_pool.*</c>: SigLIP). OpenAI's layout always pools the class token.
+    /// How the image tower pools its tokens: <c>token</c> (the class token), <c>avg</c> (the mean of the patch tokens,
+    /// open_clip's <c>pool_type: avg</c>: CLIPA), <c>map</c> (attention pooling with a learned latent query,
+    /// <c>attn_pool.*</c>, timm towers only: SigLIP).
     /// </summary>
     public string VisionPool { get; init; } = "token";
+
+    /// <summary>Whether OpenAI's layout normalizes the embedded tokens before the blocks (<c>ln_pre</c>; open_clip's <c>no_ln_pre</c> turns it off: CLIPA).</summary>
+    public bool VisionLnPre { get; init; } = true;
+
+    /// <summary>Whether <c>ln_post</c> is applied after pooling rather than to every token before it (open_clip's <c>final_ln_after_pool</c>: CLIPA).</summary>
+    public bool VisionFinalLnAfterPool { get; init; }
 
     /// <summary>Whether a timm image tower normalizes before its blocks (<c>norm_pre</c>, timm's <c>pre_norm</c>).</summary>
     public bool VisionPreNorm { get; init; }
@@ -170,7 +177,10 @@ public sealed record ClipConfig
         var textMlp = (int)Shape("text.transformer.resblocks.0.mlp.c_fc.weight")[0];
         var contextLength = (int)Shape("text.positional_embedding")[0];
         var vocab = (int)Shape("text.token_embedding.weight")[0];
-        var embedDim = (int)Shape("text.text_projection")[1];
+        // A plain matrix [width, embed], or (open_clip's proj_bias) a linear layer whose weight is [embed, width].
+        var embedDim = shapes.TryGetValue("text.text_projection.weight", out var linear) && !shapes.ContainsKey("text.text_projection")
+            ? (int)linear[0]
+            : (int)Shape("text.text_projection")[1];
 
         if (shapes.ContainsKey("visual.proj"))
         {
@@ -241,10 +251,12 @@ public sealed record ClipConfig
         if (TextWidth % TextHeads != 0) throw new ArgumentException($"CLIP config: transformer_width {TextWidth} is not divisible by {TextHeads} heads.");
         if (TextPool is not ("argmax" or "last" or "first"))
             throw new ArgumentException($"CLIP config: text pool_type '{TextPool}' is not supported (argmax, last or first).");
-        if (VisionPool is not ("token" or "map"))
-            throw new ArgumentException($"CLIP config: vision pool '{VisionPool}' is not supported (token or map).");
-        if (TimmModelName is null && (!VisionClassToken || VisionPool != "token"))
-            throw new ArgumentException("CLIP config: OpenAI's image tower layout has a class token and pools it; other poolings need a timm tower.");
+        if (VisionPool is not ("token" or "map" or "avg"))
+            throw new ArgumentException($"CLIP config: vision pool '{VisionPool}' is not supported (token, avg or map).");
+        if (TimmModelName is null && (!VisionClassToken || VisionPool == "map"))
+            throw new ArgumentException("CLIP config: OpenAI's image tower layout has a class token and pools it or the patch tokens' mean; attention pooling needs a timm tower.");
+        if (TimmModelName is not null && VisionPool == "avg")
+            throw new ArgumentException("CLIP config: average pooling of timm towers (with timm's fc_norm) is not supported.");
         if (VisionPool == "token" && !VisionClassToken)
             throw new ArgumentException("CLIP config: the image tower pools its class token but has none.");
         if (VisionArchitecture == VisionArchitecture.VisionTransformer)
@@ -293,6 +305,8 @@ public sealed record ClipConfig
         if (!VisionClassToken) o["vision_class_token"] = false;
         if (VisionPool != "token") o["vision_pool"] = VisionPool;
         if (VisionPreNorm) o["vision_pre_norm"] = true;
+        if (!VisionLnPre) o["vision_ln_pre"] = false;
+        if (VisionFinalLnAfterPool) o["vision_final_ln_after_pool"] = true;
         if (VisionLayerNormEps != 1e-5) o["vision_ln_eps"] = VisionLayerNormEps;
         if (VisionActivation is { } va) o["vision_activation"] = va.ToConfigName();
         if (!TextCausalMask) o["text_causal_mask"] = false;
@@ -337,6 +351,8 @@ public sealed record ClipConfig
             VisionClassToken = o["vision_class_token"]?.GetValue<bool>() ?? true,
             VisionPool = (string?)o["vision_pool"] ?? "token",
             VisionPreNorm = o["vision_pre_norm"]?.GetValue<bool>() ?? false,
+            VisionLnPre = o["vision_ln_pre"]?.GetValue<bool>() ?? true,
+            VisionFinalLnAfterPool = o["vision_final_ln_after_pool"]?.GetValue<bool>() ?? false,
             VisionLayerNormEps = o["vision_ln_eps"]?.GetValue<double>() ?? 1e-5,
             VisionActivation = Act("vision_activation"),
             TextCausalMask = o["text_causal_mask"]?.GetValue<bool>() ?? true,

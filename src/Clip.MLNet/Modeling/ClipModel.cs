@@ -39,7 +39,8 @@ public sealed partial class ClipModel : nn.Module<Tensor, Tensor, (Tensor Logits
             ? new TimmVisionTower(config, device)
             : config.VisionArchitecture == VisionArchitecture.VisionTransformer
             ? new VisionTransformer(config.ImageResolution, config.VisionPatchSize!.Value, config.VisionWidth, config.VisionLayers[0],
-                config.VisionHeads, config.VisionMlpWidth, config.EmbedDim, config.EffectiveVisionActivation, device)
+                config.VisionHeads, config.VisionMlpWidth, config.EmbedDim, config.EffectiveVisionActivation, device,
+                config.VisionLnPre, config.VisionPool, config.VisionFinalLnAfterPool)
             : new ModifiedResNet(config.VisionLayers, config.EmbedDim, config.VisionHeads, config.ImageResolution, config.VisionWidth, device);
         text = new TextTransformer(config.ContextLength, config.VocabSize, config.TextWidth, config.TextLayers, config.TextHeads,
             config.TextMlpWidth, config.EmbedDim, config.EffectiveTextActivation, device,

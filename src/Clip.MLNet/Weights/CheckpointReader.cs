@@ -151,6 +151,8 @@ internal static class CheckpointReader
             var model = root?["model_cfg"];
             if (model is JsonObject modelObject && OpenClipConfig.BuildFamilyConfig(path, modelObject) is { } family)
                 source.FamilyConfig = family;
+            else if (model is JsonObject openAILayout)
+                source.ConfigOverride = OpenClipConfig.OpenAILayoutOverrides(path, openAILayout);
             source.Preprocessing = OpenClipConfig.ReadPreprocessing(path, root, model?["vision_cfg"]?["image_size"] is JsonValue v ? v.GetValue<int>() : null);
             if (model?["text_cfg"] is JsonObject textCfg)
                 source.TextTokenizer = new OpenClipTextTokenizer(path, (string?)textCfg["hf_tokenizer_name"],

@@ -41,6 +41,7 @@ public sealed partial class ClipModel
             }
             if (source.VisionHeads is { } vh) config = config with { VisionHeads = vh };
             if (source.TextHeads is { } th) config = config with { TextHeads = th };
+            if (source.ConfigOverride is { } change) config = change(config);
         }
         try { config.Validate(); }
         catch (ArgumentException e) { throw new ClipCheckpointException(path, e.Message, e); }

@@ -223,6 +223,79 @@ internal static class OpenClipConfig
         };
     }
 
+    /// <summary>
+    /// For configs of OpenAI's layout (the shapes give the sizes): the flags the shapes cannot show, as a change to the
+    /// inferred configuration. Flags of towers this library does not build are refused, naming the field.
+    /// </summary>
+    public static Func<ClipConfig, ClipConfig>? OpenAILayoutOverrides(string path, JsonObject model)
+    {
+        var vision = model["vision_cfg"] as JsonObject;
+        var text = model["text_cfg"] as JsonObject;
+        void RefuseIfSet(JsonObject? cfg, string section, string key, string what)
+        {
+            if (cfg?[key] is JsonNode node && node.GetValueKind() is not (System.Text.Json.JsonValueKind.Null or System.Text.Json.JsonValueKind.False))
+                throw Refuse(path, $"model_cfg.{section}.{key}", $"{what} is not supported");
+        }
+        foreach (var key in new[] { "attentional_pool", "ls_init_value", "qk_norm", "scaled_cosine_attn", "scale_heads", "scale_attn", "scale_fc", "scale_attn_inner" })
+            RefuseIfSet(vision, "vision_cfg", key, $"'{key}'");
+        foreach (var key in new[] { "embed_cls", "ls_init_value", "qk_norm", "scaled_cosine_attn", "scale_heads", "scale_attn", "scale_fc", "scale_attn_inner" })
+            RefuseIfSet(text, "text_cfg", key, $"'{key}'");
+        if ((string?)vision?["pos_embed_type"] is { } pe && pe != "learnable")
+            throw Refuse(path, "model_cfg.vision_cfg.pos_embed_type", $"'{pe}' is not supported (learnable)");
+        if ((string?)vision?["block_type"] is { } bt && bt != "default")
+            throw Refuse(path, "model_cfg.vision_cfg.block_type", $"'{bt}' is not supported (default)");
+        if ((string?)text?["hf_model_name"] is { Length: > 0 } hf)
+            throw Refuse(path, "model_cfg.text_cfg.hf_model_name", $"Hugging Face text towers ('{hf}') are not supported");
+
+        bool lnPre = !(vision?["no_ln_pre"]?.GetValue<bool>() ?? false);
+        var visionPool = (string?)vision?["pool_type"] ?? "tok";
+        if (visionPool is not ("tok" or "avg"))
+            throw Refuse(path, "model_cfg.vision_cfg.pool_type", $"unknown pool_type '{visionPool}' (tok or avg)");
+        bool lnAfterPool = vision?["final_ln_after_pool"]?.GetValue<bool>() ?? false;
+        bool causal = !(text?["no_causal_mask"]?.GetValue<bool>() ?? false);
+        var textPool = (string?)text?["pool_type"] ?? "argmax";
+        if (textPool is not ("argmax" or "last" or "first"))
+            throw Refuse(path, "model_cfg.text_cfg.pool_type", $"unknown pool_type '{textPool}' (argmax, last or first)");
+        bool projBias = text?["proj_bias"]?.GetValue<bool>() ?? false;
+        double? textEps = text?["norm_kwargs"]?["eps"]?.GetValue<double>();
+        ClipActivation? textAct = null;
+        if ((string?)text?["act_kwargs"]?["approximate"] is { } approx)
+        {
+            if (approx == "tanh") textAct = ClipActivation.GeluTanh;
+            else if (approx != "none") throw Refuse(path, "model_cfg.text_cfg.act_kwargs.approximate", $"unknown value '{approx}' (tanh or none)");
+        }
+        if (lnPre && visionPool == "tok" && !lnAfterPool && causal && textPool == "argmax" && !projBias && textEps is null && textAct is null)
+            return null;
+        return c => c with
+        {
+            VisionLnPre = lnPre,
+            VisionPool = visionPool == "avg" ? "avg" : "token",
+            VisionFinalLnAfterPool = lnAfterPool,
+            TextCausalMask = causal,
+            TextPool = textPool,
+            TextProjectionBias = projBias,
+            TextLayerNormEps = textEps ?? c.TextLayerNormEps,
+            TextActivation = textAct ?? c.TextActivation,
+        };
+    }
+
+    /// <summary>
+    /// The preprocessing of an open_clip folder from its <c>open_clip_config.json</c> alone: <c>preprocess_cfg</c>, or
+    /// OpenAI's at <c>vision_cfg.image_size</c> when the config has none.
+    /// </summary>
+    public static ClipPreprocessing ReadFolderPreprocessing(string folder)
+    {
+        var path = Path.Combine(folder, "open_clip_config.json");
+        JsonNode? root;
+        try { root = JsonNode.Parse(File.ReadAllText(path)); }
+        catch (Exception e) when (e is System.Text.Json.JsonException or IOException)
+        {
+            throw new ClipCheckpointException(path, $"not a valid open_clip config: {e.Message}", e);
+        }
+        int? size = root?["model_cfg"]?["vision_cfg"]?["image_size"] is JsonValue v ? v.GetValue<int>() : null;
+        return ReadPreprocessing(path, root, size) ?? ClipPreprocessing.OpenAI(size ?? 224);
+    }
+
     /// <summary>Reads <c>preprocess_cfg</c>; null when the config has none.</summary>
     public static ClipPreprocessing? ReadPreprocessing(string path, JsonNode? root, int? fallbackSize)
     {

@@ -22,6 +22,9 @@ internal static class OpenClipTokenizers
             try { return (ClipTokenizer.FromSentencePiece(file, contextLength, info.Clean), null); }
             catch (InvalidDataException e) { return (null, e.Message); }
         }
+        if (info.HfTokenizerName!.Contains("bert", StringComparison.OrdinalIgnoreCase))
+            return (null, $"{info.ConfigPath}: text_cfg.hf_tokenizer_name is '{info.HfTokenizerName}', a BERT WordPiece tokenizer, which is not supported yet " +
+                "(ready token ids, images and preprocessing work without it)");
         var missing = $"{info.ConfigPath}: text_cfg.hf_tokenizer_name is '{info.HfTokenizerName}', and {folder} holds no tokenizer file for it " +
             $"({string.Join(" or ", SentencePieceFiles)}); put the tokenizer's SentencePiece model there to tokenize text " +
             "(ready token ids, images and preprocessing work without it)";

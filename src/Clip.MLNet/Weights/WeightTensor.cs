@@ -40,6 +40,12 @@ internal sealed class WeightSource : IDisposable
     /// </summary>
     public ClipConfig? FamilyConfig { get; set; }
 
+    /// <summary>
+    /// Changes an open_clip config makes to the configuration inferred from OpenAI-layout weights (text towers without a
+    /// causal mask, last-position pooling, no <c>ln_pre</c>, average pooling: what the shapes cannot tell).
+    /// </summary>
+    public Func<ClipConfig, ClipConfig>? ConfigOverride { get; set; }
+
     /// <summary>The preprocessing an open_clip config's <c>preprocess_cfg</c> names; null: OpenAI's.</summary>
     public ClipPreprocessing? Preprocessing { get; set; }
 
