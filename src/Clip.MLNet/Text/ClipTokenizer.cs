@@ -195,7 +195,8 @@ public sealed partial class ClipTokenizer
     /// <summary>
     /// The Microsoft.ML.Tokenizers tokenizer underneath, with CLIP's cleaning (as its normalizer) and CLIP's word
     /// pattern (as its pre-tokenizer): its ids are <see cref="EncodeBpe"/>'s. Its own <c>Decode</c> drops the
-    /// spaces between words; use <see cref="Decode(IEnumerable{int})"/>.
+    /// spaces between words; use <see cref="Decode(IEnumerable{int})"/>. Null for SentencePiece tokenizers
+    /// (<see cref="IsSentencePiece"/>).
     /// </summary>
     public BpeTokenizer BpeTokenizer { get; }
 

@@ -22,6 +22,19 @@ public class SigLipPathsTests
     }
 
     [Fact]
+    public void TheFusedAttentionPathOfOtherDevicesGivesTheSameFeatures()
+    {
+        // CUDA takes scaled_dot_product_attention (blocks and the attention pool); checked here on CPU tensors.
+        using var model = ClipModel.Load(FamilyFixtures.Folder("siglip"));
+        using var cuda = Clip.MLNet.Modeling.DeviceKernels.Assume(DeviceType.CUDA);
+        using var scope = NewDisposeScope();
+        var image = model.EncodeImage(FamilyFixtures.Expected("siglip.pixel_values"));
+        var text = model.EncodeText(FamilyFixtures.Expected("siglip.text_tokens"));
+        Assert.True(Fixtures.RelativeError(image, FamilyFixtures.Expected("siglip.image_features")) < 1e-4);
+        Assert.True(Fixtures.RelativeError(text, FamilyFixtures.Expected("siglip.text_features")) < 1e-4);
+    }
+
+    [Fact]
     public void SavedZeroShotPipelineKeepsSigmoidScoring()
     {
         using var model = ClipModel.Load(FamilyFixtures.Folder("siglip"));
