@@ -71,7 +71,8 @@ internal static class OpenClipConfig
         if (!TimmModels.TryGetValue(name, out var t))
             throw Refuse(path, "model_cfg.vision_cfg.timm_model_name",
                 $"unknown timm model '{name}' (supported: {string.Join(", ", TimmModels.Keys)})");
-        int imageSize = Int(path, vision, "image_size", "model_cfg.vision_cfg.image_size") ?? t.ImageSize;
+        // open_clip does not pass image_size to timm: the tower's input size is the named model's unless the kwargs set img_size.
+        int imageSize = t.ImageSize;
         int patch = t.PatchSize, width = t.Width, depth = t.Depth, heads = t.Heads;
         double mlpRatio = t.MlpRatio;
         bool classToken = t.ClassToken, preNorm = t.PreNorm;
@@ -96,13 +97,15 @@ internal static class OpenClipConfig
                         if (value is JsonArray a2 && a2.Count == 2 && a2[1]!.GetValue<int>() != imageSize)
                             throw Refuse(path, field, "non-square inputs are not supported");
                         break;
-                    case "drop_path_rate" or "drop_rate" or "patch_drop_rate" or "attn_drop_rate" or "proj_drop_rate" or "dynamic_img_size" or "dynamic_img_pad":
-                        break;   // training-time or input-shape options: no effect on a square eval input
+                    case "drop_path_rate" or "drop_rate" or "pos_drop_rate" or "patch_drop_rate" or "attn_drop_rate" or "proj_drop_rate" or "weight_init":
+                        break;   // training-time options: no effect on inference
                     default:
                         throw Refuse(path, field, "this timm keyword is not supported");
                 }
             }
         }
+        if (Int(path, vision, "image_size", "model_cfg.vision_cfg.image_size") is { } configured && configured != imageSize)
+            throw Refuse(path, "model_cfg.vision_cfg.image_size", $"{configured} differs from the input size {imageSize} of the timm tower '{name}' (set timm_model_kwargs.img_size)");
         var pool = (string?)vision["timm_pool"] ?? "avg";
         if (pool is not ("map" or "token"))
             throw Refuse(path, "model_cfg.vision_cfg.timm_pool", $"pool '{pool}' is not supported (map or token)");

@@ -54,6 +54,21 @@ public class OpenClipBadInputTests
     }
 
     [Fact]
+    public void ImageSizeThatTheTimmTowerDoesNotTakeIsRefused()
+    {
+        // open_clip does not pass image_size to timm: without timm_model_kwargs.img_size the tower takes its own 224.
+        var folder = FamilyFixtures.CopyFolder("siglip");
+        try
+        {
+            FamilyFixtures.EditConfig(folder, root => root["model_cfg"]!["vision_cfg"]!["timm_model_kwargs"]!.AsObject().Remove("img_size"));
+            var e = LoadFails(folder);
+            Assert.Contains("model_cfg.vision_cfg.image_size", e.Message);
+            Assert.Contains("224", e.Message);
+        }
+        finally { Directory.Delete(folder, true); }
+    }
+
+    [Fact]
     public void ConfigWithoutWeightsNamesTheMissingFile()
     {
         var folder = FamilyFixtures.CopyFolder("siglip", "open_clip_model.safetensors");
