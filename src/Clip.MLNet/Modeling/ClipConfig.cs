@@ -59,6 +59,15 @@ public sealed record ClipConfig
     /// </summary>
     public string? TimmModelName { get; init; }
 
+    /// <summary>
+    /// The kind of timm tower: <c>vit</c> (timm's <c>VisionTransformer</c>: SigLIP) or <c>eva02</c> (timm's <c>Eva</c> as
+    /// the EVA02-CLIP models build it: rotary embeddings, SwiGLU, inner LayerNorms, timm's head as the projection).
+    /// </summary>
+    public string VisionTimmFamily { get; init; } = "vit";
+
+    /// <summary>EVA02's rotary embedding reference grid (timm's <c>ref_feat_shape</c>: 16 for the published towers).</summary>
+    public int VisionRopeReferenceGrid { get; init; } = 16;
+
     /// <summary>Whether the ViT prepends a class token (true for OpenAI's models; false for SigLIP's timm towers).</summary>
     public bool VisionClassToken { get; init; } = true;
 
@@ -251,6 +260,10 @@ public sealed record ClipConfig
         if (TextWidth % TextHeads != 0) throw new ArgumentException($"CLIP config: transformer_width {TextWidth} is not divisible by {TextHeads} heads.");
         if (TextPool is not ("argmax" or "last" or "first"))
             throw new ArgumentException($"CLIP config: text pool_type '{TextPool}' is not supported (argmax, last or first).");
+        if (VisionTimmFamily is not ("vit" or "eva02"))
+            throw new ArgumentException($"CLIP config: timm tower family '{VisionTimmFamily}' is not supported (vit or eva02).");
+        if (VisionTimmFamily == "eva02" && (VisionPool != "token" || !VisionClassToken))
+            throw new ArgumentException("CLIP config: EVA02 towers pool their class token.");
         if (VisionPool is not ("token" or "map" or "avg"))
             throw new ArgumentException($"CLIP config: vision pool '{VisionPool}' is not supported (token, avg or map).");
         if (TimmModelName is null && (!VisionClassToken || VisionPool == "map"))
@@ -302,6 +315,7 @@ public sealed record ClipConfig
         };
         // Keys of the other families only where they differ from OpenAI's layout, so OpenAI configs keep their JSON.
         if (TimmModelName is not null) o["timm_model_name"] = TimmModelName;
+        if (VisionTimmFamily != "vit") { o["vision_timm_family"] = VisionTimmFamily; o["vision_rope_reference_grid"] = VisionRopeReferenceGrid; }
         if (!VisionClassToken) o["vision_class_token"] = false;
         if (VisionPool != "token") o["vision_pool"] = VisionPool;
         if (VisionPreNorm) o["vision_pre_norm"] = true;
@@ -348,6 +362,8 @@ public sealed record ClipConfig
             TextMlpWidth = Int("transformer_mlp_width"),
             Activation = ClipActivationNames.TryParse(actName) ?? throw new InvalidDataException($"CLIP config: unknown activation '{actName}' (expected quick_gelu, gelu or gelu_tanh)."),
             TimmModelName = (string?)o["timm_model_name"],
+            VisionTimmFamily = (string?)o["vision_timm_family"] ?? "vit",
+            VisionRopeReferenceGrid = o["vision_rope_reference_grid"]?.GetValue<int>() ?? 16,
             VisionClassToken = o["vision_class_token"]?.GetValue<bool>() ?? true,
             VisionPool = (string?)o["vision_pool"] ?? "token",
             VisionPreNorm = o["vision_pre_norm"]?.GetValue<bool>() ?? false,

@@ -4,18 +4,21 @@ using static TorchSharp.torch;
 namespace Clip.MLNet.Modeling;
 
 /// <summary>
-/// open_clip's <c>TimmModel</c> image tower holding a timm ViT under <c>trunk</c> (keys <c>visual.trunk.*</c>),
-/// with <c>timm_proj: none</c>: the trunk's pooled features are the image features.
+/// open_clip's <c>TimmModel</c> image tower holding a timm model under <c>trunk</c> (keys <c>visual.trunk.*</c>): a ViT with
+/// <c>timm_proj: none</c> (the trunk's pooled features are the image features: SigLIP), or an EVA02 tower whose timm head
+/// is the projection (<c>timm_proj: null</c>).
 /// </summary>
 internal sealed class TimmVisionTower : ImageEncoder
 {
-    private readonly TimmVisionTransformer trunk;
+    private readonly nn.Module<Tensor, Tensor> trunk;
     private readonly int resolution;
 
     public TimmVisionTower(ClipConfig config, Device? device = null) : base(nameof(TimmVisionTower))
     {
         resolution = config.ImageResolution;
-        trunk = new TimmVisionTransformer(config, device);
+        trunk = config.VisionTimmFamily == "eva02"
+            ? new EvaVisionTransformer(config, device)
+            : new TimmVisionTransformer(config, device);
         RegisterComponents();
     }
 

@@ -20,7 +20,7 @@ internal static class OpenClipConfig
 {
     /// <summary>A timm ViT definition: what <c>timm.create_model(name)</c> builds before any keyword overrides.</summary>
     internal sealed record TimmVit(int ImageSize, int PatchSize, int Width, int Depth, int Heads, double MlpRatio,
-        bool ClassToken, string GlobalPool, string Activation, bool PreNorm = false);
+        bool ClassToken, string GlobalPool, string Activation, bool PreNorm = false, string Family = "vit", int RopeReference = 16);
 
     /// <summary>
     /// The timm towers open_clip's published SigLIP/SigLIP2 configs name (timm's <c>vision_transformer.py</c>).
@@ -44,6 +44,10 @@ internal static class OpenClipConfig
         ["vit_so400m_patch16_siglip_512"] = new(512, 16, 1152, 27, 16, 3.7362, false, "map", "gelu_tanh"),
         ["vit_giant_opt_patch16_siglip_256"] = new(256, 16, 1536, 40, 16, 8192.0 / 1536, false, "map", "gelu_tanh"),
         ["vit_giant_opt_patch16_siglip_384"] = new(384, 16, 1536, 40, 16, 8192.0 / 1536, false, "map", "gelu_tanh"),
+        // timm's eva.py: separate q/k/v, SwiGLU with scale_mlp, scale_attn_inner, rotary embeddings with ref_feat_shape (16, 16).
+        ["eva02_base_patch16_clip_224"] = new(224, 16, 768, 12, 12, 4 * 2 / 3.0, true, "token", "silu", Family: "eva02"),
+        ["eva02_large_patch14_clip_224"] = new(224, 14, 1024, 24, 16, 4 * 2 / 3.0, true, "token", "silu", Family: "eva02"),
+        ["eva02_large_patch14_clip_336"] = new(336, 14, 1024, 24, 16, 4 * 2 / 3.0, true, "token", "silu", Family: "eva02"),
     };
 
     /// <summary>
@@ -109,12 +113,16 @@ internal static class OpenClipConfig
         var pool = (string?)vision["timm_pool"] ?? "avg";
         if (pool is not ("map" or "token"))
             throw Refuse(path, "model_cfg.vision_cfg.timm_pool", $"pool '{pool}' is not supported (map or token)");
-        var proj = (string?)vision["timm_proj"] ?? "linear";
-        if (proj != "none")
-            throw Refuse(path, "model_cfg.vision_cfg.timm_proj", $"'{proj}' is not supported yet (none)");
-        if (width != embedDim)
+        // An explicit null keeps timm's own head as the projection (EVA02); absent means open_clip's default 'linear'.
+        var proj = vision.ContainsKey("timm_proj") ? (string?)vision["timm_proj"] ?? "head" : "linear";
+        bool eva = t.Family == "eva02";
+        if (eva ? proj != "head" : proj != "none")
+            throw Refuse(path, "model_cfg.vision_cfg.timm_proj", $"'{proj}' is not supported for '{name}' ({(eva ? "null: timm's head" : "none")})");
+        if (!eva && width != embedDim)
             throw Refuse(path, "model_cfg.embed_dim", $"{embedDim} differs from the timm tower's width {width}, which timm_proj 'none' passes through");
-        var visionAct = ClipActivationNames.TryParse(act)
+        if (eva && (pool != "token" || !classToken))
+            throw Refuse(path, "model_cfg.vision_cfg.timm_pool", $"EVA02 towers pool their class token ('token'), not '{pool}'");
+        var visionAct = eva ? ClipActivation.Gelu : ClipActivationNames.TryParse(act)
             ?? throw Refuse(path, "model_cfg.vision_cfg.timm_model_kwargs.act_layer", $"activation '{act}' is not supported (gelu, gelu_tanh, quick_gelu)");
 
         // --- text tower ---
@@ -156,6 +164,8 @@ internal static class OpenClipConfig
             TextMlpWidth = (int)(textWidth * textMlpRatio),
             Activation = defaultAct,
             TimmModelName = name,
+            VisionTimmFamily = t.Family,
+            VisionRopeReferenceGrid = t.RopeReference,
             VisionClassToken = classToken,
             VisionPool = pool,
             VisionPreNorm = preNorm,
