@@ -10,6 +10,8 @@ internal static class ExitCodes
     public const int Ok = 0;
     /// <summary>Bad input: a missing or damaged file, a wrong flag value.</summary>
     public const int BadInput = 2;
+    /// <summary>TorchSharp's native library cannot be loaded on this system: EX_UNAVAILABLE.</summary>
+    public const int Unavailable = 69;
     /// <summary>Stopped by the user (Ctrl+C).</summary>
     public const int Cancelled = 3;
     /// <summary>An error inside the tool (a bug): EX_SOFTWARE.</summary>
@@ -31,12 +33,12 @@ internal static class CliRunner
             if (verbose) Console.Error.WriteLine(e);
             return ExitCodes.BadInput;
         }
-        catch (Exception e) when (NeedsNativeFix(e))
+        catch (ClipNativeLibraryException e)
         {
-            // TorchSharp's native library on a libstdc++ older than GCC 13's: name the one command that fixes it.
-            Console.Error.WriteLine($"error: TorchSharp's native library needs {ElfVersionNeed.GlibcxxVersion}, which this system's libstdc++ lacks; run 'clip fix-native' once, then try again");
+            // TorchSharp's native library cannot load here: the message names the file and what to do.
+            Console.Error.WriteLine($"error: {OneLine(e.Message)}");
             if (verbose) Console.Error.WriteLine(e);
-            return ExitCodes.Internal;
+            return ExitCodes.Unavailable;
         }
         catch (OperationCanceledException)
         {
@@ -49,33 +51,6 @@ internal static class CliRunner
             if (verbose) Console.Error.WriteLine(e);
             return ExitCodes.Internal;
         }
-    }
-
-    private static bool NeedsNativeFix(Exception e)
-    {
-        for (Exception? x = e; x is not null; x = x.InnerException)
-        {
-            if (x is DllNotFoundException && x.Message.Contains(ElfVersionNeed.GlibcxxVersion, StringComparison.Ordinal)) return true;
-            // When TorchSharp's `torch` class is the first thing touched, its loader swallows the loader's message and
-            // throws from the type initializer instead: look at the tool's own copy and the system's libstdc++ directly.
-            if (x is TypeInitializationException { TypeName: "TorchSharp.torch" } && OwnLibraryLacksGlibcxx()) return true;
-        }
-        return false;
-    }
-
-    private static bool OwnLibraryLacksGlibcxx()
-    {
-        try
-        {
-            var system = SystemLibstdcxx.Find();
-            if (system is null || SystemLibstdcxx.Provides(system, ElfVersionNeed.GlibcxxVersion)) return false;
-            var own = AppContext.BaseDirectory;
-            foreach (var candidate in new[] { Path.Combine(own, "libLibTorchSharp.so"), Path.Combine(own, "runtimes", "linux-x64", "native", "libLibTorchSharp.so") })
-                if (File.Exists(candidate) && ElfVersionNeed.Inspect(candidate) == ElfVersionNeedState.Required) return true;
-            return false;
-        }
-        catch (IOException) { return false; }
-        catch (UnauthorizedAccessException) { return false; }
     }
 
     // A row that cannot be read names its input: that is the user's data, not a bug of the tool.

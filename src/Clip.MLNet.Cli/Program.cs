@@ -19,7 +19,6 @@ internal static class Program
             TrainCommand.Create(),
             DemoCommand.Create(),
             ModelsCommand.Create(),
-            FixNativeCommand.Create(),
             BenchCommand.Create(),
         };
         return root.Parse(args).Invoke();

@@ -1,4 +1,5 @@
 using System.Globalization;
+using Clip.MLNet.Registry;
 using Spectre.Console;
 
 namespace Clip.MLNet.Cli.Commands;
@@ -9,21 +10,14 @@ namespace Clip.MLNet.Cli.Commands;
 /// </summary>
 internal static class Pretrained
 {
-    public static bool IsPath(string value) => File.Exists(value) || Directory.Exists(value);
+    public static bool IsPath(string value) => ClipModelResolver.IsPath(value);
 
-    /// <summary>The model at a path, or the registered model of that name.</summary>
+    /// <summary>The model at a path, or the registered model of that name (ClipModelResolver decides, as in the library).</summary>
     public static ClipModel LoadModel(string pathOrName, ClipLoadOptions load, string flag = "--model")
     {
-        if (IsPath(pathOrName)) return ClipModel.Load(pathOrName, load);
+        if (IsPath(pathOrName)) return ClipModelResolver.Load(pathOrName, new ClipPretrainedOptions { Load = load });
         CheckRegistered(pathOrName, flag);
-        return WithProgress(progress => ClipModel.FromPretrained(pathOrName, new ClipPretrainedOptions
-        {
-            Activation = load.Activation,
-            Device = load.Device,
-            Precision = load.Precision,
-            VocabularyPath = load.VocabularyPath,
-            Progress = progress,
-        }));
+        return WithProgress(progress => ClipModelResolver.Load(pathOrName, new ClipPretrainedOptions { Load = load, Progress = progress }));
     }
 
     /// <summary>The tokenizer of a registered model (its vocabulary only is downloaded).</summary>

@@ -213,7 +213,7 @@ public sealed class ImageDataset
             var label = schema[LabelColumnName];
             label.ColumnType = new KeyDataViewType(typeof(uint), ClassNames!.Count);
             var names = new VBuffer<ReadOnlyMemory<char>>(ClassNames.Count, ClassNames.Select(n => n.AsMemory()).ToArray());
-            label.AddAnnotation(Transforms.AnnotationUtilsKinds.KeyValues, names, new VectorDataViewType(TextDataViewType.Instance, ClassNames.Count));
+            label.AddAnnotation(Batching.AnnotationKinds.KeyValues, names, new VectorDataViewType(TextDataViewType.Instance, ClassNames.Count));
         }
         if (captions is null) schema.Remove(schema[CaptionColumnName]);
         return schema;

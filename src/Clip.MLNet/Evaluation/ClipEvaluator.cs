@@ -138,7 +138,8 @@ public sealed class ClipEvaluator
             InputColumnName = "Text",
             Normalize = false,
             BatchSize = Math.Max(options.BatchSize, 64),
-        }, textTokenizer).Fit(view);
+            Tokenizer = textTokenizer,
+        }).Fit(view);
         return ReadVectors(transformer.Transform(view), texts.Count, name, "captions", Math.Max(options.BatchSize, 64), progress, cancellationToken);
     }
 

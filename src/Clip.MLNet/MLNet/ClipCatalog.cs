@@ -1,3 +1,4 @@
+using System.Runtime.CompilerServices;
 using Clip.MLNet;
 using Clip.MLNet.Transforms;
 
@@ -26,7 +27,7 @@ public static class ClipCatalog
             OutputColumnName = outputColumnName,
             InputColumnName = inputColumnName,
             Normalize = normalize,
-            BatchSize = batchSize,
+            BatchSize = StageOptionChecks.Positive(batchSize, nameof(batchSize)),
         });
 
     /// <summary>CLIP image embeddings with all options.</summary>
@@ -35,8 +36,28 @@ public static class ClipCatalog
 
     /// <summary>
     /// CLIP text embeddings: the text column <paramref name="inputColumnName"/> to a vector of <c>embed_dim</c>
-    /// floats. Texts longer than the context are truncated (keeping the end-of-text token).
+    /// floats, with the model's own tokenizer (<see cref="ClipModel.Tokenizer"/>; another one goes in
+    /// <see cref="ClipTextEmbeddingEstimator.Options.Tokenizer"/>). Texts longer than the context are truncated
+    /// (keeping the end-of-text token). The parameters are those of <c>ClipImageEmbedding</c>, in the same order.
     /// </summary>
+    /// <param name="catalog">The transforms catalog.</param>
+    /// <param name="model">The CLIP model (not owned by the transformer).</param>
+    /// <param name="outputColumnName">The embedding column. Default <c>Features</c>.</param>
+    /// <param name="inputColumnName">The text column. Default <c>Text</c>.</param>
+    /// <param name="normalize">L2-normalize the embeddings (default true).</param>
+    /// <param name="batchSize">Rows per forward pass.</param>
+    [OverloadResolutionPriority(1)]
+    public static ClipTextEmbeddingEstimator ClipTextEmbedding(this TransformsCatalog catalog, ClipModel model,
+        string outputColumnName = "Features", string inputColumnName = "Text", bool normalize = true, int batchSize = 64) =>
+        new(model, TokenizerOf(model, null), new ClipTextEmbeddingEstimator.Options
+        {
+            OutputColumnName = outputColumnName,
+            InputColumnName = inputColumnName,
+            Normalize = normalize,
+            BatchSize = StageOptionChecks.Positive(batchSize, nameof(batchSize)),
+        });
+
+    /// <summary>CLIP text embeddings with a tokenizer given between the column names (the first release's order).</summary>
     /// <param name="catalog">The transforms catalog.</param>
     /// <param name="model">The CLIP model (not owned by the transformer).</param>
     /// <param name="outputColumnName">The embedding column. Default <c>Features</c>.</param>
@@ -44,6 +65,7 @@ public static class ClipCatalog
     /// <param name="tokenizer">The tokenizer; the model's own (<see cref="ClipModel.Tokenizer"/>) when null.</param>
     /// <param name="normalize">L2-normalize the embeddings (default true).</param>
     /// <param name="batchSize">Rows per forward pass.</param>
+    [Obsolete("Give the tokenizer in ClipTextEmbeddingEstimator.Options.Tokenizer (or load the model with it); the overload without it takes the parameters in ClipImageEmbedding's order.")]
     public static ClipTextEmbeddingEstimator ClipTextEmbedding(this TransformsCatalog catalog, ClipModel model,
         string outputColumnName = "Features", string inputColumnName = "Text", ClipTokenizer? tokenizer = null, bool normalize = true, int batchSize = 64) =>
         new(model, TokenizerOf(model, tokenizer), new ClipTextEmbeddingEstimator.Options
@@ -51,12 +73,18 @@ public static class ClipCatalog
             OutputColumnName = outputColumnName,
             InputColumnName = inputColumnName,
             Normalize = normalize,
-            BatchSize = batchSize,
+            BatchSize = StageOptionChecks.Positive(batchSize, nameof(batchSize)),
         });
 
-    /// <summary>CLIP text embeddings with all options.</summary>
+    /// <summary>CLIP text embeddings with all options, the tokenizer among them (the model's own when it is null).</summary>
+    public static ClipTextEmbeddingEstimator ClipTextEmbedding(this TransformsCatalog catalog, ClipModel model, ClipTextEmbeddingEstimator.Options options) =>
+        new(model, TokenizerOf(model, options?.Tokenizer), options);
+
+    /// <summary>CLIP text embeddings with all options and a tokenizer beside them.</summary>
+    [Obsolete("Give the tokenizer in ClipTextEmbeddingEstimator.Options.Tokenizer.")]
+    [OverloadResolutionPriority(-1)]
     public static ClipTextEmbeddingEstimator ClipTextEmbedding(this TransformsCatalog catalog, ClipModel model, ClipTextEmbeddingEstimator.Options options, ClipTokenizer? tokenizer = null) =>
-        new(model, TokenizerOf(model, tokenizer), options);
+        new(model, TokenizerOf(model, tokenizer ?? options?.Tokenizer), options);
 
     /// <summary>
     /// CLIP zero-shot classification of <paramref name="inputColumnName"/> into <paramref name="classNames"/>:
@@ -76,12 +104,18 @@ public static class ClipCatalog
             ClassNames = classNames?.ToArray() ?? throw new ArgumentNullException(nameof(classNames)),
             Templates = templates?.ToArray(),
             InputColumnName = inputColumnName,
-            BatchSize = batchSize,
+            BatchSize = StageOptionChecks.Positive(batchSize, nameof(batchSize)),
         });
 
-    /// <summary>CLIP zero-shot classification with all options (synonym lists, prompt files, top-k).</summary>
+    /// <summary>CLIP zero-shot classification with all options (synonym lists, prompt files, top-k, the tokenizer).</summary>
+    public static ClipZeroShotEstimator ClipZeroShot(this TransformsCatalog catalog, ClipModel model, ClipZeroShotEstimator.Options options) =>
+        new(model, TokenizerOf(model, options?.Tokenizer), options!);
+
+    /// <summary>CLIP zero-shot classification with all options and a tokenizer beside them.</summary>
+    [Obsolete("Give the tokenizer in ClipZeroShotEstimator.Options.Tokenizer.")]
+    [OverloadResolutionPriority(-1)]
     public static ClipZeroShotEstimator ClipZeroShot(this TransformsCatalog catalog, ClipModel model, ClipZeroShotEstimator.Options options, ClipTokenizer? tokenizer = null) =>
-        new(model, TokenizerOf(model, tokenizer), options);
+        new(model, TokenizerOf(model, tokenizer ?? options?.Tokenizer), options!);
 
     /// <summary>
     /// Maps a true-label column (class names, or 0-based class indices) onto keys numbered by position in

@@ -1,4 +1,5 @@
 using System.Text.Json.Nodes;
+using Clip.MLNet.Batching;
 using Microsoft.ML;
 using Microsoft.ML.Data;
 
@@ -43,10 +44,7 @@ public sealed class ClipClassKeyEstimator : IEstimator<ClipClassKeyTransformer>
     /// <inheritdoc />
     public SchemaShape GetOutputSchema(SchemaShape inputSchema)
     {
-        if (!inputSchema.TryFind(inputColumnName, out var col))
-            throw new ArgumentOutOfRangeException(nameof(inputSchema), $"Input column '{inputColumnName}' not found; the class-key mapping takes {ClipClassKeyTransformer.AcceptedTypes}.");
-        if (col.Kind != SchemaShape.Column.VectorKind.Scalar || col.IsKey || !ClipClassKeyTransformer.IsAccepted(col.ItemType))
-            throw new ArgumentOutOfRangeException(nameof(inputSchema), $"Schema mismatch for input column '{inputColumnName}': expected {ClipClassKeyTransformer.AcceptedTypes}, got {ImageInput.Describe(col)}.");
+        ClipClassKeyTransformer.Rule.Check(inputSchema, inputColumnName);
         return MLNetInterop.WithOutputs(inputSchema, new[]
         {
             MLNetInterop.ShapeColumn(outputColumnName, SchemaShape.Column.VectorKind.Scalar, NumberDataViewType.UInt32, true, MLNetInterop.KeyValuesShape()),
@@ -58,6 +56,9 @@ public sealed class ClipClassKeyEstimator : IEstimator<ClipClassKeyTransformer>
 public sealed class ClipClassKeyTransformer : ClipTransformerBase
 {
     internal const string AcceptedTypes = "a text column of class names or an integer column of 0-based class indices";
+
+    internal static readonly ColumnRule Rule = new("the class-key mapping", AcceptedTypes, IsAccepted,
+        c => c.Kind == SchemaShape.Column.VectorKind.Scalar && !c.IsKey && IsAccepted(c.ItemType));
 
     private readonly Stage stage;
 
@@ -126,10 +127,7 @@ public sealed class ClipClassKeyTransformer : ClipTransformerBase
 
         public override void CheckInput(DataViewSchema inputSchema)
         {
-            var col = inputSchema.GetColumnOrNull(parent.InputColumnName);
-            if (col is null) throw new ArgumentOutOfRangeException(nameof(inputSchema), $"Input column '{parent.InputColumnName}' not found; the class-key mapping takes {AcceptedTypes}.");
-            if (!IsAccepted(col.Value.Type))
-                throw new ArgumentOutOfRangeException(nameof(inputSchema), $"Schema mismatch for input column '{parent.InputColumnName}': expected {AcceptedTypes}, got {col.Value.Type}.");
+            Rule.Check(inputSchema, parent.InputColumnName);
         }
 
         public override BatchWorker CreateWorker(DataViewSchema.Column input) => new Worker(this);

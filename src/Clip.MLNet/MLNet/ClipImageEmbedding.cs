@@ -16,30 +16,12 @@ namespace Clip.MLNet.Transforms;
 public sealed class ClipImageEmbeddingEstimator : IEstimator<ClipImageEmbeddingTransformer>
 {
     /// <summary>Options of <see cref="ClipImageEmbeddingEstimator"/>.</summary>
-    public sealed class Options
+    public sealed class Options : ClipImageStageOptions
     {
         /// <summary>The output column: a vector of <c>embed_dim</c> floats. Default <c>Features</c>.</summary>
         public string OutputColumnName { get; set; } = "Features";
-        /// <summary>The image column: MLImage, a text path, or a vector of bytes. Default <c>Image</c>.</summary>
-        public string InputColumnName { get; set; } = "Image";
-        /// <summary>Folder that relative paths in a path column are resolved against (as <c>LoadImages</c>'s imageFolder).</summary>
-        public string? ImageFolder { get; set; }
         /// <summary>L2-normalize the embeddings (default true), as for cosine similarity.</summary>
         public bool Normalize { get; set; } = true;
-        /// <summary>Rows per forward pass (default 32). Results do not depend on it.</summary>
-        public int BatchSize { get; set; } = 32;
-        /// <summary>Threads decoding and preprocessing images beside the forward pass (default 1).</summary>
-        public int PreprocessThreads { get; set; } = 1;
-        /// <summary>
-        /// libtorch intra-op threads for the forward pass (null, the default: leave libtorch's setting, one per core).
-        /// This is <see cref="ClipModel.IntraOpThreads"/>: a process-wide setting applied when a cursor starts, so the
-        /// last value set by any transform or caller wins.
-        /// </summary>
-        public int? IntraOpThreads { get; set; }
-        /// <summary>What a row whose image cannot be read does: an error (default) or missing outputs.</summary>
-        public BadRowHandling BadRows { get; set; } = BadRowHandling.Error;
-        /// <summary>Images with more pixels than this are refused before being decoded whole (null: the preprocessor's default).</summary>
-        public long? MaxImagePixels { get; set; }
     }
 
     private readonly ClipModel model;
@@ -50,14 +32,14 @@ public sealed class ClipImageEmbeddingEstimator : IEstimator<ClipImageEmbeddingT
     {
         this.model = model ?? throw new ArgumentNullException(nameof(model));
         this.options = options ?? new Options();
-        if (this.options.BatchSize <= 0) throw new ArgumentOutOfRangeException(nameof(options), "BatchSize must be positive.");
-        if (this.options.IntraOpThreads <= 0) throw new ArgumentOutOfRangeException(nameof(options), "IntraOpThreads must be positive (or null).");
+        this.options.Validate();
     }
 
     /// <summary>Checks the input column and returns the transformer.</summary>
     public ClipImageEmbeddingTransformer Fit(IDataView input)
     {
         ImageInput.Check(input.Schema, options.InputColumnName);
+        MLNetInterop.CheckNotHidingClipOutput(options.OutputColumnName, "ClipImageEmbedding", MLNetInterop.ClipStageOf(input.Schema, options.OutputColumnName));
         return new ClipImageEmbeddingTransformer(model, options);
     }
 
@@ -68,13 +50,13 @@ public sealed class ClipImageEmbeddingEstimator : IEstimator<ClipImageEmbeddingT
         return MLNetInterop.WithOutputs(inputSchema, new[]
         {
             MLNetInterop.ShapeColumn(options.OutputColumnName, SchemaShape.Column.VectorKind.Vector, NumberDataViewType.Single, false),
-        });
+        }, "ClipImageEmbedding");
     }
 }
 
 /// <summary>
 /// CLIP image embeddings as an ML.NET transformer. Rows are processed in batches of
-/// <see cref="ClipImageEmbeddingEstimator.Options.BatchSize"/>; results and order equal batch size 1.
+/// <see cref="ClipStageOptions.BatchSize"/>; results and order equal batch size 1.
 /// Safe to use from several threads; dispose it to free weights it owns.
 /// </summary>
 public sealed class ClipImageEmbeddingTransformer : ClipTransformerBase
@@ -145,7 +127,7 @@ public sealed class ClipImageEmbeddingTransformer : ClipTransformerBase
         protected override void Write(Tensor features, IReadOnlyList<int> slots, BatchOutputs outputs)
         {
             if (options.Normalize) features = ClipModel.Normalize(features);
-            ImageInput.ScatterRows(features, outputs.Floats[0], Model.Config.EmbedDim, slots);
+            BatchRows.ScatterRows(features, outputs.Floats[0], Model.Config.EmbedDim, slots);
         }
     }
 }

@@ -17,65 +17,10 @@ namespace Microsoft.ML;
 /// model-writing API is internal); this format is a zip in which runs of ordinary stages are stored as
 /// ML.NET model files (written by ML.NET itself) and CLIP stages as their options plus safetensors weights.
 /// </summary>
-public static class ClipPipelinePersistence
+public static partial class ClipPipelinePersistence
 {
     private const string ManifestEntry = "clip-pipeline.json";
     private const string FormatName = "clip.mlnet.pipeline";
-
-    /// <summary>
-    /// Loads a CLIP model, placing it as ML.NET's conventions say: on CUDA device <c>MLContext.GpuDeviceId</c>
-    /// when set (on the CPU when no such device exists and <c>MLContext.FallbackToCpu</c> allows it), unless
-    /// <paramref name="options"/> names a device. A <paramref name="path"/> that names no file or folder but a
-    /// registered model (<c>"ViT-B/32"</c>) is loaded as <see cref="ClipModel.FromPretrained(string, ClipPretrainedOptions?)"/>
-    /// does, with the default cache and the download's progress on ML.NET's channels.
-    /// </summary>
-    public static ClipModel LoadClipModel(this ModelOperationsCatalog catalog, string path, ClipLoadOptions? options = null)
-    {
-        options ??= new ClipLoadOptions();
-        if (!File.Exists(path) && !Directory.Exists(path) && ClipPretrained.ResolveRegistry().Find(path) is not null)
-            return catalog.LoadClipModel(path, new ClipPretrainedOptions
-            {
-                Activation = options.Activation,
-                Precision = options.Precision,
-                Device = options.Device,
-                VocabularyPath = options.VocabularyPath,
-            });
-        var device = MLNetInterop.ResolveDevice(options.Device, MLNetInterop.EnvironmentOf(catalog));
-        return ClipModel.Load(path, new ClipLoadOptions
-        {
-            Activation = options.Activation,
-            Precision = options.Precision,
-            Device = device,
-            VocabularyPath = options.VocabularyPath,
-        });
-    }
-
-    /// <summary>
-    /// Loads a registered pretrained model by name (or a weight file or folder, when <paramref name="nameOrPath"/>
-    /// exists), as <see cref="ClipModel.FromPretrained(string, ClipPretrainedOptions?)"/> does, with the device
-    /// chosen by ML.NET's GPU settings unless the options name one. Download progress goes to ML.NET's progress
-    /// channel and its log (<c>MLContext.Log</c>), and to <see cref="ClipPretrainedOptions.Progress"/> if set.
-    /// </summary>
-    public static ClipModel LoadClipModel(this ModelOperationsCatalog catalog, string nameOrPath, ClipPretrainedOptions pretrainedOptions)
-    {
-        ArgumentNullException.ThrowIfNull(pretrainedOptions);
-        var env = MLNetInterop.EnvironmentOf(catalog);
-        var device = MLNetInterop.ResolveDevice(pretrainedOptions.Device, env);
-        if (File.Exists(nameOrPath) || Directory.Exists(nameOrPath))
-            return ClipModel.Load(nameOrPath, new ClipLoadOptions
-            {
-                Activation = pretrainedOptions.Activation,
-                Precision = pretrainedOptions.Precision,
-                Device = device,
-                VocabularyPath = pretrainedOptions.VocabularyPath,
-            });
-        var options = pretrainedOptions.Clone();
-        options.Device = device;
-        if (env is null) return ClipModel.FromPretrained(nameOrPath, options);
-        using var reporter = new MLNetDownloadProgress(env, nameOrPath, pretrainedOptions.Progress);
-        options.Progress = reporter;
-        return ClipModel.FromPretrained(nameOrPath, options);
-    }
 
     /// <summary>Saves a fitted pipeline (CLIP and ML.NET stages, nested chains flattened) and its input schema to one file.</summary>
     /// <param name="catalog">The model operations catalog.</param>

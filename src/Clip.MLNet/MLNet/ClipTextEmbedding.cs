@@ -1,6 +1,7 @@
 using System.Runtime.InteropServices;
 using System.Text.Json;
 using System.Text.Json.Nodes;
+using Clip.MLNet.Batching;
 using Microsoft.ML;
 using Microsoft.ML.Data;
 using TorchSharp;
@@ -15,26 +16,20 @@ namespace Clip.MLNet.Transforms;
 public sealed class ClipTextEmbeddingEstimator : IEstimator<ClipTextEmbeddingTransformer>
 {
     /// <summary>Options of <see cref="ClipTextEmbeddingEstimator"/>.</summary>
-    public sealed class Options
+    public sealed class Options : ClipStageOptions
     {
+        /// <summary>Creates the options: input column <c>Text</c>, 64 rows per batch.</summary>
+        public Options() : base("Text", 64) { }
+
+        /// <summary>The tokenizer for the catalog method that takes these options; the model's own (<see cref="ClipModel.Tokenizer"/>) when null. Not saved with the options: pipeline files keep the tokenizer the stage used.</summary>
+        [System.Text.Json.Serialization.JsonIgnore]
+        public ClipTokenizer? Tokenizer { get; set; }
         /// <summary>The output column: a vector of <c>embed_dim</c> floats. Default <c>Features</c>.</summary>
         public string OutputColumnName { get; set; } = "Features";
-        /// <summary>The text column. Default <c>Text</c>.</summary>
-        public string InputColumnName { get; set; } = "Text";
         /// <summary>L2-normalize the embeddings (default true).</summary>
         public bool Normalize { get; set; } = true;
         /// <summary>Texts longer than the context are truncated, keeping the end-of-text token (default true); false makes them an error.</summary>
         public bool Truncate { get; set; } = true;
-        /// <summary>Rows per forward pass (default 64). Results do not depend on it.</summary>
-        public int BatchSize { get; set; } = 64;
-        /// <summary>
-        /// libtorch intra-op threads for the forward pass (null, the default: leave libtorch's setting, one per core).
-        /// This is <see cref="ClipModel.IntraOpThreads"/>: a process-wide setting applied when a cursor starts, so the
-        /// last value set by any transform or caller wins.
-        /// </summary>
-        public int? IntraOpThreads { get; set; }
-        /// <summary>What a row that cannot be encoded (an over-long text without truncation) does.</summary>
-        public BadRowHandling BadRows { get; set; } = BadRowHandling.Error;
     }
 
     private readonly ClipModel model;
@@ -47,8 +42,7 @@ public sealed class ClipTextEmbeddingEstimator : IEstimator<ClipTextEmbeddingTra
         this.model = model ?? throw new ArgumentNullException(nameof(model));
         this.tokenizer = tokenizer ?? throw new ArgumentNullException(nameof(tokenizer));
         this.options = options ?? new Options();
-        if (this.options.BatchSize <= 0) throw new ArgumentOutOfRangeException(nameof(options), "BatchSize must be positive.");
-        if (this.options.IntraOpThreads <= 0) throw new ArgumentOutOfRangeException(nameof(options), "IntraOpThreads must be positive (or null).");
+        this.options.Validate();
         TextInput.CheckTokenizer(model, tokenizer);
     }
 
@@ -56,6 +50,7 @@ public sealed class ClipTextEmbeddingEstimator : IEstimator<ClipTextEmbeddingTra
     public ClipTextEmbeddingTransformer Fit(IDataView input)
     {
         TextInput.Check(input.Schema, options.InputColumnName);
+        MLNetInterop.CheckNotHidingClipOutput(options.OutputColumnName, "ClipTextEmbedding", MLNetInterop.ClipStageOf(input.Schema, options.OutputColumnName));
         return new ClipTextEmbeddingTransformer(model, tokenizer, options);
     }
 
@@ -66,7 +61,7 @@ public sealed class ClipTextEmbeddingEstimator : IEstimator<ClipTextEmbeddingTra
         return MLNetInterop.WithOutputs(inputSchema, new[]
         {
             MLNetInterop.ShapeColumn(options.OutputColumnName, SchemaShape.Column.VectorKind.Vector, NumberDataViewType.Single, false),
-        });
+        }, "ClipTextEmbedding");
     }
 }
 
@@ -150,10 +145,10 @@ public sealed class ClipTextEmbeddingTransformer : ClipTransformerBase
         public override void Compute(object buffer, int count, bool[] valid, BatchOutputs outputs)
         {
             using var scope = NewDisposeScope();
-            var slots = ImageInput.ValidSlots(valid, count);
-            var features = model.EncodeText(ImageInput.ValidRows((Tensor)buffer, slots, count));
+            var slots = BatchRows.ValidSlots(valid, count);
+            var features = model.EncodeText(BatchRows.ValidRows((Tensor)buffer, slots, count));
             if (options.Normalize) features = ClipModel.Normalize(features);
-            ImageInput.ScatterRows(features, outputs.Floats[0], model.Config.EmbedDim, slots);
+            BatchRows.ScatterRows(features, outputs.Floats[0], model.Config.EmbedDim, slots);
         }
 
         public override void Dispose()
@@ -167,21 +162,9 @@ public sealed class ClipTextEmbeddingTransformer : ClipTransformerBase
 /// <summary>Reading a text column for CLIP.</summary>
 internal static class TextInput
 {
-    public static void Check(DataViewSchema inputSchema, string column)
-    {
-        var col = inputSchema.GetColumnOrNull(column);
-        if (col is null) throw new ArgumentOutOfRangeException(nameof(inputSchema), $"Input column '{column}' not found; CLIP text transforms take a text column.");
-        if (col.Value.Type is not TextDataViewType)
-            throw new ArgumentOutOfRangeException(nameof(inputSchema), $"Schema mismatch for input column '{column}': expected text (String), got {col.Value.Type}.");
-    }
+    public static void Check(DataViewSchema inputSchema, string column) => ColumnRule.Text.Check(inputSchema, column);
 
-    public static void Check(SchemaShape inputSchema, string column)
-    {
-        if (!inputSchema.TryFind(column, out var col))
-            throw new ArgumentOutOfRangeException(nameof(inputSchema), $"Input column '{column}' not found; CLIP text transforms take a text column.");
-        if (col.Kind != SchemaShape.Column.VectorKind.Scalar || col.ItemType is not TextDataViewType || col.IsKey)
-            throw new ArgumentOutOfRangeException(nameof(inputSchema), $"Schema mismatch for input column '{column}': expected text (String), got {ImageInput.Describe(col)}.");
-    }
+    public static void Check(SchemaShape inputSchema, string column) => ColumnRule.Text.Check(inputSchema, column);
 
     public static void CheckTokenizer(ClipModel model, ClipTokenizer tokenizer)
     {

@@ -16,10 +16,11 @@ namespace Clip.MLNet.Transforms;
 public sealed class ClipZeroShotEstimator : IEstimator<ClipZeroShotTransformer>
 {
     /// <summary>Options of <see cref="ClipZeroShotEstimator"/>.</summary>
-    public sealed class Options
+    public sealed class Options : ClipImageStageOptions
     {
-        /// <summary>The image column: MLImage, a text path, or a vector of bytes. Default <c>Image</c>.</summary>
-        public string InputColumnName { get; set; } = "Image";
+        /// <summary>The tokenizer for the catalog method that takes these options; the model's own (<see cref="ClipModel.Tokenizer"/>) when null. Not saved with the options: pipeline files keep the tokenizer the stage used.</summary>
+        [System.Text.Json.Serialization.JsonIgnore]
+        public ClipTokenizer? Tokenizer { get; set; }
         /// <summary>Per-class probabilities (a vector with the class names as slot names). Default <c>Score</c>.</summary>
         public string ScoreColumnName { get; set; } = "Score";
         /// <summary>The most probable class, as a key over the class names. Default <c>PredictedLabel</c>.</summary>
@@ -36,22 +37,6 @@ public sealed class ClipZeroShotEstimator : IEstimator<ClipZeroShotTransformer>
         public string TopLabelsColumnName { get; set; } = "TopLabels";
         /// <summary>Name of the top-k probabilities column. Default <c>TopScores</c>.</summary>
         public string TopScoresColumnName { get; set; } = "TopScores";
-        /// <summary>Folder that relative image paths are resolved against.</summary>
-        public string? ImageFolder { get; set; }
-        /// <summary>Rows per forward pass (default 32). Results do not depend on it.</summary>
-        public int BatchSize { get; set; } = 32;
-        /// <summary>Threads decoding and preprocessing images beside the forward pass (default 1).</summary>
-        public int PreprocessThreads { get; set; } = 1;
-        /// <summary>
-        /// libtorch intra-op threads for the forward pass (null, the default: leave libtorch's setting, one per core).
-        /// This is <see cref="ClipModel.IntraOpThreads"/>: a process-wide setting applied when a cursor starts, so the
-        /// last value set by any transform or caller wins.
-        /// </summary>
-        public int? IntraOpThreads { get; set; }
-        /// <summary>What a row whose image cannot be read does: an error (default) or missing outputs.</summary>
-        public BadRowHandling BadRows { get; set; } = BadRowHandling.Error;
-        /// <summary>Images with more pixels than this are refused before being decoded whole (null: the preprocessor's default).</summary>
-        public long? MaxImagePixels { get; set; }
 
         internal ZeroShotPrompts ResolvePrompts() =>
             Prompts ?? new ZeroShotPrompts(ClassNames ?? throw new ArgumentException("Zero-shot classification needs ClassNames or Prompts."), Templates);
@@ -68,9 +53,8 @@ public sealed class ClipZeroShotEstimator : IEstimator<ClipZeroShotTransformer>
         this.model = model ?? throw new ArgumentNullException(nameof(model));
         this.tokenizer = tokenizer ?? throw new ArgumentNullException(nameof(tokenizer));
         this.options = options ?? throw new ArgumentNullException(nameof(options));
-        if (options.BatchSize <= 0) throw new ArgumentOutOfRangeException(nameof(options), "BatchSize must be positive.");
-        if (options.TopK < 0) throw new ArgumentOutOfRangeException(nameof(options), "TopK must not be negative.");
-        if (options.IntraOpThreads <= 0) throw new ArgumentOutOfRangeException(nameof(options), "IntraOpThreads must be positive (or null).");
+        options.Validate();
+        if (options.TopK < 0) throw new ArgumentOutOfRangeException(nameof(options), options.TopK, "Options.TopK must not be negative.");
         TextInput.CheckTokenizer(model, tokenizer);
         prompts = options.ResolvePrompts();
     }
@@ -82,6 +66,8 @@ public sealed class ClipZeroShotEstimator : IEstimator<ClipZeroShotTransformer>
     public ClipZeroShotTransformer Fit(IDataView input)
     {
         ImageInput.Check(input.Schema, options.InputColumnName);
+        foreach (var column in new[] { options.ScoreColumnName, options.PredictedLabelColumnName })
+            MLNetInterop.CheckNotHidingClipOutput(column, "ClipZeroShot", MLNetInterop.ClipStageOf(input.Schema, column));
         var classifier = ZeroShotClassifier.Create(model, tokenizer, prompts);
         var transformer = new ClipZeroShotTransformer(model, classifier, options);
         transformer.Own(classifier);
@@ -102,7 +88,7 @@ public sealed class ClipZeroShotEstimator : IEstimator<ClipZeroShotTransformer>
             outputs.Add(MLNetInterop.ShapeColumn(options.TopLabelsColumnName, SchemaShape.Column.VectorKind.Vector, TextDataViewType.Instance, false));
             outputs.Add(MLNetInterop.ShapeColumn(options.TopScoresColumnName, SchemaShape.Column.VectorKind.Vector, NumberDataViewType.Single, false));
         }
-        return MLNetInterop.WithOutputs(inputSchema, outputs);
+        return MLNetInterop.WithOutputs(inputSchema, outputs, "ClipZeroShot");
     }
 }
 
@@ -217,7 +203,7 @@ public sealed class ClipZeroShotTransformer : ClipTransformerBase
             dst = editor.Commit();
         };
         var builder = new DataViewSchema.Annotations.Builder();
-        builder.Add(keyValues ? AnnotationUtilsKinds.KeyValues : AnnotationUtilsKinds.SlotNames,
+        builder.Add(keyValues ? Batching.AnnotationKinds.KeyValues : Batching.AnnotationKinds.SlotNames,
             new VectorDataViewType(TextDataViewType.Instance, values.Length), getter);
         return builder.ToAnnotations();
     }
@@ -268,7 +254,7 @@ public sealed class ClipZeroShotTransformer : ClipTransformerBase
             {
                 var probabilities = stage.classifier.Probabilities(features).cpu().contiguous();
                 int c = stage.classifier.ClassCount;
-                ImageInput.ScatterRows(probabilities, outputs.Floats[0], c, slots);
+                BatchRows.ScatterRows(probabilities, outputs.Floats[0], c, slots);
                 var p = MemoryMarshal.Cast<byte, float>(probabilities.bytes);
                 for (int i = 0; i < slots.Count; i++)
                 {

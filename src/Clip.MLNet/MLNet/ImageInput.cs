@@ -1,4 +1,5 @@
 using System.Runtime.InteropServices;
+using Clip.MLNet.Batching;
 using Microsoft.ML;
 using Microsoft.ML.Data;
 using Microsoft.ML.Transforms.Image;
@@ -13,39 +14,11 @@ namespace Clip.MLNet.Transforms;
 /// </summary>
 internal static class ImageInput
 {
-    public const string AcceptedTypes = "an image (MLImage, from LoadImages), a text column of image file paths, or a vector of bytes holding an encoded image";
+    public const string AcceptedTypes = ColumnRule.ImageTypes;
 
-    public static void Check(DataViewSchema inputSchema, string column)
-    {
-        var col = inputSchema.GetColumnOrNull(column);
-        if (col is null) throw new ArgumentOutOfRangeException(nameof(inputSchema), $"Input column '{column}' not found; CLIP image transforms take {AcceptedTypes}.");
-        if (!IsAccepted(col.Value.Type))
-            throw new ArgumentOutOfRangeException(nameof(inputSchema), $"Schema mismatch for input column '{column}': expected {AcceptedTypes}, got {col.Value.Type}.");
-    }
+    public static void Check(DataViewSchema inputSchema, string column) => ColumnRule.Image.Check(inputSchema, column);
 
-    public static bool IsAccepted(DataViewType type) =>
-        type is ImageDataViewType || type is TextDataViewType || (type is VectorDataViewType v && v.ItemType == NumberDataViewType.Byte);
-
-    public static void Check(SchemaShape inputSchema, string column)
-    {
-        if (!inputSchema.TryFind(column, out var col))
-            throw new ArgumentOutOfRangeException(nameof(inputSchema), $"Input column '{column}' not found; CLIP image transforms take {AcceptedTypes}.");
-        bool ok = (col.Kind == SchemaShape.Column.VectorKind.Scalar && (col.ItemType is ImageDataViewType || col.ItemType is TextDataViewType) && !col.IsKey)
-            || (col.Kind != SchemaShape.Column.VectorKind.Scalar && col.ItemType == NumberDataViewType.Byte);
-        if (!ok)
-            throw new ArgumentOutOfRangeException(nameof(inputSchema), $"Schema mismatch for input column '{column}': expected {AcceptedTypes}, got {Describe(col)}.");
-    }
-
-    internal static string Describe(SchemaShape.Column col) =>
-        (col.IsKey ? "Key<" : "") + (col.Kind == SchemaShape.Column.VectorKind.Scalar ? col.ItemType.ToString() : $"Vector<{col.ItemType}>") + (col.IsKey ? ">" : "");
-
-    internal static bool TryFind(this SchemaShape shape, string name, out SchemaShape.Column column)
-    {
-        foreach (var c in shape)
-            if (c.Name == name) { column = c; return true; }
-        column = default;
-        return false;
-    }
+    public static void Check(SchemaShape inputSchema, string column) => ColumnRule.Image.Check(inputSchema, column);
 
     /// <summary>A CPU float tensor [capacity, 3, S, S] that preprocessing writes into directly.</summary>
     public static Tensor CreatePixelBuffer(int capacity, int size) => torch.empty(capacity, 3, size, size, ScalarType.Float32);
@@ -91,34 +64,10 @@ internal static class ImageInput
     public static string? Describe(object? value, string? imageFolder) => value switch
     {
         MLImage image => string.IsNullOrEmpty(image.Tag) ? null : image.Tag,
-        ReadOnlyMemory<char> path => ResolvePath(path, imageFolder),
+        ReadOnlyMemory<char> { Length: > 0 } path => ResolvePath(path, imageFolder),
         _ => null,
     };
 
-    /// <summary>Copies rows of a [n, D] float tensor into a row-major output array at the given slots.</summary>
-    public static void ScatterRows(Tensor rows, float[] output, int width, IReadOnlyList<int> slots)
-    {
-        using var cpu = rows.to(ScalarType.Float32).cpu().contiguous();
-        var values = MemoryMarshal.Cast<byte, float>(cpu.bytes);
-        for (int i = 0; i < slots.Count; i++)
-            values.Slice(i * width, width).CopyTo(output.AsSpan(slots[i] * width, width));
-    }
-
-    /// <summary>The valid slots of a batch.</summary>
-    public static List<int> ValidSlots(bool[] valid, int count)
-    {
-        var slots = new List<int>(count);
-        for (int s = 0; s < count; s++) if (valid[s]) slots.Add(s);
-        return slots;
-    }
-
-    /// <summary>The first <paramref name="count"/> rows of a batch buffer, keeping only valid slots (no copy when all are valid).</summary>
-    public static Tensor ValidRows(Tensor buffer, List<int> slots, int count)
-    {
-        if (slots.Count == count) return buffer.narrow(0, 0, count);
-        using var index = torch.tensor(slots.Select(s => (long)s).ToArray());
-        return buffer.index_select(0, index);
-    }
 }
 
 /// <summary>
@@ -146,8 +95,8 @@ internal abstract class ImageBatchWorker(ClipModel model, ClipImagePreprocessor 
     public sealed override void Compute(object buffer, int count, bool[] valid, BatchOutputs outputs)
     {
         using var scope = NewDisposeScope();
-        var slots = ImageInput.ValidSlots(valid, count);
-        var features = model.EncodeImage(ImageInput.ValidRows((Tensor)buffer, slots, count));
+        var slots = BatchRows.ValidSlots(valid, count);
+        var features = model.EncodeImage(BatchRows.ValidRows((Tensor)buffer, slots, count));
         Write(features, slots, outputs);
     }
 

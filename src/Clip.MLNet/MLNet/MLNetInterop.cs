@@ -1,6 +1,7 @@
 using System.Reflection;
 using Microsoft.ML;
 using Microsoft.ML.Data;
+using Clip.MLNet.Batching;
 using Microsoft.ML.Runtime;
 using TorchSharp;
 using static TorchSharp.torch;
@@ -60,28 +61,60 @@ internal static class MLNetInterop
         return (SchemaShape.Column)ShapeColumnConstructor.Invoke(new object?[] { name, kind, itemType, isKey, annotations });
     }
 
-    /// <summary>The shape of <paramref name="inputSchema"/> with <paramref name="outputs"/> added (same-named columns replaced).</summary>
-    public static SchemaShape WithOutputs(SchemaShape inputSchema, IEnumerable<SchemaShape.Column> outputs)
+    /// <summary>
+    /// The shape of <paramref name="inputSchema"/> with <paramref name="outputs"/> added (same-named columns replaced).
+    /// With a <paramref name="stage"/> name, the outputs are marked as that CLIP stage's, and replacing another CLIP
+    /// stage's output is refused (<see cref="CheckNotHidingClipOutput(string, string, string?)"/>).
+    /// </summary>
+    public static SchemaShape WithOutputs(SchemaShape inputSchema, IEnumerable<SchemaShape.Column> outputs, string? stage = null)
     {
         var result = inputSchema.ToDictionary(c => c.Name);
-        foreach (var o in outputs) result[o.Name] = o;
+        foreach (var o in outputs)
+        {
+            if (stage is null)
+            {
+                result[o.Name] = o;
+                continue;
+            }
+            if (result.TryGetValue(o.Name, out var hidden) && hidden.Annotations?.Any(c => c.Name == ClipStageAnnotation) == true)
+                CheckNotHidingClipOutput(o.Name, stage, "another CLIP stage");
+            var annotations = (o.Annotations ?? new SchemaShape(Array.Empty<SchemaShape.Column>())).ToList();
+            annotations.Add(ShapeColumn(ClipStageAnnotation, SchemaShape.Column.VectorKind.Scalar, TextDataViewType.Instance, false));
+            result[o.Name] = ShapeColumn(o.Name, o.Kind, o.ItemType, o.IsKey, new SchemaShape(annotations));
+        }
         return new SchemaShape(result.Values);
+    }
+
+    /// <summary>The annotation that marks a column written by a CLIP stage; its value names the stage.</summary>
+    public const string ClipStageAnnotation = "ClipStage";
+
+    /// <summary>The CLIP stage that wrote <paramref name="column"/> of <paramref name="schema"/>, or null.</summary>
+    public static string? ClipStageOf(DataViewSchema schema, string column)
+    {
+        if (schema.GetColumnOrNull(column) is not { } c || c.Annotations.Schema.GetColumnOrNull(ClipStageAnnotation) is null) return null;
+        var value = default(ReadOnlyMemory<char>);
+        c.Annotations.GetValue(ClipStageAnnotation, ref value);
+        return value.ToString();
+    }
+
+    /// <summary>
+    /// Throws where <paramref name="stage"/> would write <paramref name="column"/> over a column that another CLIP stage
+    /// wrote (<paramref name="writer"/>; null: none, so nothing to check). Two embedding stages on their defaults both
+    /// write <c>Features</c>, and the later one would silently hide the earlier one's embeddings.
+    /// </summary>
+    public static void CheckNotHidingClipOutput(string column, string stage, string? writer)
+    {
+        if (writer is null) return;
+        throw new InvalidOperationException(
+            $"{stage} would write its output column '{column}' over the column '{column}' that {writer} wrote, hiding it " +
+            "(the embedding transforms both default to 'Features'): give one of them another outputColumnName.");
     }
 
     /// <summary>Annotations holding slot names (the class names of a score vector).</summary>
     public static SchemaShape SlotNamesShape() =>
-        new(new[] { ShapeColumn(AnnotationUtilsKinds.SlotNames, SchemaShape.Column.VectorKind.Vector, TextDataViewType.Instance, false) });
+        new(new[] { ShapeColumn(AnnotationKinds.SlotNames, SchemaShape.Column.VectorKind.Vector, TextDataViewType.Instance, false) });
 
     /// <summary>Annotations holding key values.</summary>
     public static SchemaShape KeyValuesShape() =>
-        new(new[] { ShapeColumn(AnnotationUtilsKinds.KeyValues, SchemaShape.Column.VectorKind.Vector, TextDataViewType.Instance, false) });
-}
-
-/// <summary>ML.NET's annotation kind names (public strings, internal constants there).</summary>
-internal static class AnnotationUtilsKinds
-{
-    public const string SlotNames = "SlotNames";
-    public const string KeyValues = "KeyValues";
-    public const string ScoreColumnKind = "ScoreColumnKind";
-    public const string ScoreValueKind = "ScoreValueKind";
+        new(new[] { ShapeColumn(AnnotationKinds.KeyValues, SchemaShape.Column.VectorKind.Vector, TextDataViewType.Instance, false) });
 }

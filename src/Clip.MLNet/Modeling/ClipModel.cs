@@ -3,6 +3,8 @@ using TorchSharp.Modules;
 using static TorchSharp.torch;
 using Clip.MLNet.Modeling;
 
+using Clip.MLNet.Performance;
+
 namespace Clip.MLNet;
 
 /// <summary>How a model turns logits into class probabilities.</summary>
@@ -31,7 +33,7 @@ public sealed partial class ClipModel : nn.Module<Tensor, Tensor, (Tensor Logits
     private readonly Parameter logit_scale;
     private readonly Parameter? logit_bias;
 
-    private ClipModel(ClipConfig config, Device? device) : base(nameof(ClipModel))
+    private ClipModel(ClipConfig config, Device? device) : base(Initialized(nameof(ClipModel)))
     {
         config.Validate();
         Config = config;
@@ -246,5 +248,12 @@ public sealed partial class ClipModel : nn.Module<Tensor, Tensor, (Tensor Logits
             module.to(ScalarType.Float32);
         ComputeType = dtype;
         return this;
+    }
+
+    /// <summary>Loads the native library (with a clear error) before the base constructor touches TorchSharp.</summary>
+    private static string Initialized(string name)
+    {
+        ClipNative.Initialize();
+        return name;
     }
 }

@@ -18,17 +18,25 @@ public sealed class ClipPretrainedOptions
     /// </summary>
     public bool? Offline { get; set; }
 
-    /// <summary>The MLP activation; the registry entry's when null.</summary>
-    public ClipActivation? Activation { get; set; }
+    /// <summary>
+    /// How the weights are loaded once the files are there: activation, device, precision, vocabulary. The same
+    /// options <see cref="ClipModel.Load(string, ClipLoadOptions?)"/> takes; where <see cref="ClipLoadOptions.Activation"/>
+    /// is null the registry entry's activation is used, and where <see cref="ClipLoadOptions.VocabularyPath"/> is null
+    /// the registered vocabulary is downloaded.
+    /// </summary>
+    public ClipLoadOptions Load { get; set; } = new();
 
-    /// <summary>The device to place the weights on (CPU when null).</summary>
-    public Device? Device { get; set; }
+    /// <summary>The MLP activation; the registry entry's when null. The same as <c>Load.Activation</c>.</summary>
+    public ClipActivation? Activation { get => Load.Activation; set => Load.Activation = value; }
 
-    /// <summary>The dtype the model computes in (Float32 by default).</summary>
-    public ScalarType Precision { get; set; } = ScalarType.Float32;
+    /// <summary>The device to place the weights on (CPU when null). The same as <c>Load.Device</c>.</summary>
+    public Device? Device { get => Load.Device; set => Load.Device = value; }
 
-    /// <summary>A vocabulary to use instead of downloading the registered one (see <see cref="ClipLoadOptions.VocabularyPath"/>).</summary>
-    public string? VocabularyPath { get; set; }
+    /// <summary>The dtype the model computes in (Float32 by default). The same as <c>Load.Precision</c>.</summary>
+    public ScalarType Precision { get => Load.Precision; set => Load.Precision = value; }
+
+    /// <summary>A vocabulary to use instead of downloading the registered one. The same as <c>Load.VocabularyPath</c>.</summary>
+    public string? VocabularyPath { get => Load.VocabularyPath; set => Load.VocabularyPath = value; }
 
     /// <summary>Receives download progress (only files actually downloaded report; cached files do not).</summary>
     public IProgress<ClipDownloadProgress>? Progress { get; set; }
@@ -54,7 +62,12 @@ public sealed class ClipPretrainedOptions
     /// </summary>
     public ClipModelRegistry? Registry { get; set; }
 
-    internal ClipPretrainedOptions Clone() => (ClipPretrainedOptions)MemberwiseClone();
+    internal ClipPretrainedOptions Clone()
+    {
+        var copy = (ClipPretrainedOptions)MemberwiseClone();
+        copy.Load = Load.Clone();
+        return copy;
+    }
 }
 
 /// <summary>Progress of one file's download.</summary>

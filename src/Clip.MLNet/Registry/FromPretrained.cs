@@ -19,6 +19,7 @@ public sealed partial class ClipModel
     /// <exception cref="OperationCanceledException">The options' token was cancelled; a partial download is resumed next time.</exception>
     public static ClipModel FromPretrained(string name, ClipPretrainedOptions? options = null)
     {
+        ClipNative.Initialize();
         options ??= new ClipPretrainedOptions();
         return LoadPretrained(ClipPretrained.Download(name, options), options);
     }
@@ -36,13 +37,10 @@ public sealed partial class ClipModel
 
     private static ClipModel LoadPretrained(ClipPretrainedFiles files, ClipPretrainedOptions options)
     {
-        var model = Load(files.ModelPath, new ClipLoadOptions
-        {
-            Activation = options.Activation ?? files.Model.Activation,
-            Device = options.Device,
-            Precision = options.Precision,
-            VocabularyPath = options.VocabularyPath ?? files.VocabularyPath,
-        });
+        var load = options.Load.Clone();
+        load.Activation ??= files.Model.Activation;
+        load.VocabularyPath ??= files.VocabularyPath;
+        var model = Load(files.ModelPath, load);
         if (model.ImageResolution != files.Model.ImageSize)
         {
             model.Dispose();

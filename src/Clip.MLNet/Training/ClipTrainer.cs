@@ -1,3 +1,4 @@
+using Clip.MLNet.Transforms;
 using System.Diagnostics;
 using System.Runtime.InteropServices;
 using System.Text.Json;
@@ -14,12 +15,8 @@ namespace Clip.MLNet.Training;
 /// then cosine decay, exact gradient accumulation, optional tower locking and augmentation, checkpoints that
 /// resume to the same state, and cancellation that stops cleanly at the next step.
 /// </summary>
-public sealed class ClipTrainer
+public sealed partial class ClipTrainer
 {
-    private const string StateFile = "trainer.json";
-    private const string ModelFile = "model.safetensors";
-    private const string OptimizerFile = "optimizer.bin";
-
     /// <summary>Creates a trainer for <paramref name="model"/> (trained in place) with <paramref name="tokenizer"/>.</summary>
     public ClipTrainer(ClipModel model, ClipTokenizer tokenizer, ClipTrainingOptions? options = null)
     {
@@ -40,8 +37,6 @@ public sealed class ClipTrainer
 
     /// <summary>The training options.</summary>
     public ClipTrainingOptions Options { get; }
-
-    private sealed record Batch(Tensor Pixels, string[] Captions, long[]? Groups, int Skipped);
 
     /// <summary>Trains on <paramref name="data"/>; returns the per-epoch log. The model is left in evaluation mode.</summary>
     /// <exception cref="InvalidDataException">A pair is bad and <see cref="ClipTrainingOptions.BadRows"/> is Error, or a checkpoint does not fit.</exception>
@@ -91,12 +86,12 @@ public sealed class ClipTrainer
         SetTrainMode(true);
         try
         {
-            var pending = startStep < totalSteps ? PrepareAsync(data, startStep, stepsPerEpoch, batchSize, resolution) : null;
+            // The next step's pairs are decoded and augmented on the batching engine while this one trains.
+            using var batches = new TrainingBatches(this, data, startStep, totalSteps, stepsPerEpoch, batchSize, resolution);
             epochWatch.Start();
             for (int step = startStep; step < totalSteps; step++)
             {
-                var batch = pending!.GetAwaiter().GetResult();
-                pending = step + 1 < totalSteps ? PrepareAsync(data, step + 1, stepsPerEpoch, batchSize, resolution) : null;
+                var batch = batches.Next();
                 history.SkippedPairs += batch.Skipped;
 
                 double lr = LearningRateSchedule.At(step, totalSteps, o.WarmupSteps, o.LearningRate);
@@ -150,7 +145,6 @@ public sealed class ClipTrainer
                 if (cancel)
                 {
                     history.Cancelled = true;
-                    pending?.ContinueWith(t => { if (t.IsCompletedSuccessfully) t.Result.Pixels.Dispose(); });
                     break;
                 }
             }
@@ -287,124 +281,4 @@ public sealed class ClipTrainer
         return inverse;
     }
 
-    /// <summary>The items of a step: a seeded permutation per epoch, in batch-sized slices.</summary>
-    internal int[] ItemsOfStep(int step, int stepsPerEpoch, int batchSize, int count)
-    {
-        int epoch = step / stepsPerEpoch;
-        var order = new int[count];
-        for (int i = 0; i < count; i++) order[i] = i;
-        new Random(TrainingSeed.Mix(Options.Seed, epoch, 0x0dde)).Shuffle(order);
-        return order.AsSpan((step % stepsPerEpoch) * batchSize, batchSize).ToArray();
-    }
-
-    private Task<Batch> PrepareAsync(ClipTrainingData data, int step, int stepsPerEpoch, int batchSize, int resolution) =>
-        Task.Run(() => Prepare(data, step, stepsPerEpoch, batchSize, resolution));
-
-    private Batch Prepare(ClipTrainingData data, int step, int stepsPerEpoch, int batchSize, int resolution)
-    {
-        var items = ItemsOfStep(step, stepsPerEpoch, batchSize, data.Count);
-        int per = 3 * resolution * resolution;
-        var pixels = new float[items.Length * per];
-        var captions = new string?[items.Length];
-        var errors = new Exception?[items.Length];
-        void One(int i)
-        {
-            try
-            {
-                var random = new Random(TrainingSeed.Mix(Options.Seed, items[i], step));
-                captions[i] = data.Fill(items[i], resolution, pixels.AsSpan(i * per, per), random);
-            }
-            catch (Exception e) when (e is IOException or InvalidDataException or ArgumentException)
-            {
-                errors[i] = e;
-            }
-        }
-        int threads = Math.Max(1, Options.PrepareThreads);
-        if (threads == 1) for (int i = 0; i < items.Length; i++) One(i);
-        else Parallel.For(0, items.Length, new ParallelOptions { MaxDegreeOfParallelism = threads }, One);
-
-        int bad = errors.Count(e => e is not null);
-        if (bad > 0)
-        {
-            int first = Array.FindIndex(errors, e => e is not null);
-            if (Options.BadRows == Transforms.BadRowHandling.Error)
-                throw new InvalidDataException($"Training pair {items[first]}: {errors[first]!.Message} (set BadRows to Skip to skip such pairs)", errors[first]);
-            for (int i = 0; i < bad; i++) data.CountSkipped();
-        }
-        var keep = Enumerable.Range(0, items.Length).Where(i => errors[i] is null).ToArray();
-        var kept = new float[keep.Length * per];
-        if (bad == 0) kept = pixels;
-        else for (int k = 0; k < keep.Length; k++) pixels.AsSpan(keep[k] * per, per).CopyTo(kept.AsSpan(k * per, per));
-        var groups = keep.Select(i => data.PositiveGroup(items[i])).ToArray();
-        var tensor = torch.tensor(kept, new long[] { keep.Length, 3, resolution, resolution }).DetachFromDisposeScope();
-        return new Batch(tensor.to(Model.Device).DetachFromDisposeScope(), keep.Select(i => captions[i]!).ToArray(),
-            groups.All(g => g.HasValue) ? groups.Select(g => g!.Value).ToArray() : null, bad);
-    }
-
-    private void SaveCheckpoint(string folder, AdamW optimizer, int completedSteps, int stepsPerEpoch, int batchSize, ClipTrainingHistory history)
-    {
-        Directory.CreateDirectory(folder);
-        var name = $"step-{completedSteps:D8}";
-        var final = Path.Combine(folder, name);
-        var temp = Path.Combine(folder, $".{name}.tmp-{Environment.ProcessId}");
-        if (Directory.Exists(temp)) Directory.Delete(temp, recursive: true);
-        Directory.CreateDirectory(temp);
-        Model.Save(Path.Combine(temp, ModelFile));
-        optimizer.save_state_dict(Path.Combine(temp, OptimizerFile));
-        var state = new JsonObject
-        {
-            ["format"] = "clip.mlnet.training",
-            ["version"] = 1,
-            ["completed_steps"] = completedSteps,
-            ["steps_per_epoch"] = stepsPerEpoch,
-            ["batch_size"] = batchSize,
-            ["seed"] = Options.Seed,
-            ["clip_config"] = Model.Config.ToJson(),
-            ["history"] = JsonSerializer.SerializeToNode(history),
-        };
-        File.WriteAllText(Path.Combine(temp, StateFile), state.ToJsonString(new JsonSerializerOptions { WriteIndented = true }));
-        if (Directory.Exists(final)) Directory.Delete(final, recursive: true);
-        Directory.Move(temp, final);
-        File.WriteAllText(Path.Combine(folder, "latest"), name);
-    }
-
-    /// <summary>Restores model, optimizer and history from a checkpoint; returns the number of completed steps.</summary>
-    private int LoadCheckpoint(string path, AdamW optimizer, int stepsPerEpoch, int batchSize, ClipTrainingHistory history)
-    {
-        var folder = path;
-        if (!File.Exists(Path.Combine(folder, StateFile)))
-        {
-            var latest = Path.Combine(path, "latest");
-            if (File.Exists(latest)) folder = Path.Combine(path, File.ReadAllText(latest).Trim());
-            else if (Directory.Exists(path))
-                folder = Directory.GetDirectories(path, "step-*").OrderBy(d => d, StringComparer.Ordinal).LastOrDefault() ?? path;
-        }
-        var stateFile = Path.Combine(folder, StateFile);
-        if (!File.Exists(stateFile)) throw new FileNotFoundException($"{path}: no training checkpoint here (no {StateFile}).", stateFile);
-        JsonObject state;
-        try { state = JsonNode.Parse(File.ReadAllText(stateFile))!.AsObject(); }
-        catch (JsonException e) { throw new InvalidDataException($"{stateFile}: not a training checkpoint ({e.Message})", e); }
-        if ((string?)state["format"] != "clip.mlnet.training") throw new InvalidDataException($"{stateFile}: not a Clip.MLNet training checkpoint.");
-        var config = ClipConfig.FromJson((string)state["clip_config"]!);
-        if (config != Model.Config)
-            throw new InvalidDataException($"{folder}: the checkpoint is of another model configuration and cannot resume this one. Checkpoint: {Describe(config)}; model: {Describe(Model.Config)}.");
-        int savedSteps = (int)state["steps_per_epoch"]!, savedBatch = (int)state["batch_size"]!, savedSeed = (int)state["seed"]!;
-        if (savedSteps != stepsPerEpoch || savedBatch != batchSize || savedSeed != Options.Seed)
-            throw new InvalidDataException($"{folder}: the checkpoint was made with batch size {savedBatch}, {savedSteps} steps per epoch and seed {savedSeed}; this run has {batchSize}, {stepsPerEpoch} and {Options.Seed}. Resume with the same data and options.");
-
-        using (var saved = ClipModel.Load(Path.Combine(folder, ModelFile)))
-        using (torch.no_grad())
-        {
-            var source = saved.state_dict();
-            foreach (var (name, tensor) in Model.state_dict()) tensor.copy_(source[name]);
-        }
-        optimizer.load_state_dict(Path.Combine(folder, OptimizerFile));
-        var saved_history = state["history"].Deserialize<ClipTrainingHistory>() ?? new ClipTrainingHistory();
-        history.Epochs.AddRange(saved_history.Epochs);
-        history.StepLosses.AddRange(saved_history.StepLosses);
-        history.CompletedSteps = saved_history.CompletedSteps;
-        return (int)state["completed_steps"]!;
-    }
-
-    private static string Describe(ClipConfig c) => c.ToJson().ReplaceLineEndings(" ").Replace("  ", "");
 }

@@ -1,3 +1,4 @@
+using Clip.MLNet.Batching;
 using System.Runtime.InteropServices;
 using Microsoft.ML;
 using Microsoft.ML.Data;
@@ -122,14 +123,10 @@ public abstract class ClipTrainingData
     /// </summary>
     public static ClipTrainingData FromDataView(IDataView data, string imageColumnName, string captionColumnName)
     {
-        var imageCol = data.Schema.GetColumnOrNull(imageColumnName)
-            ?? throw new ArgumentOutOfRangeException(nameof(imageColumnName), $"Input column '{imageColumnName}' not found; training takes an image column (MLImage, file path or encoded bytes).");
-        if (!Transforms.ImageInput.IsAccepted(imageCol.Type))
-            throw new ArgumentOutOfRangeException(nameof(imageColumnName), $"Schema mismatch for input column '{imageColumnName}': expected {Transforms.ImageInput.AcceptedTypes}, got {imageCol.Type}.");
-        var captionCol = data.Schema.GetColumnOrNull(captionColumnName)
-            ?? throw new ArgumentOutOfRangeException(nameof(captionColumnName), $"Input column '{captionColumnName}' not found; training takes a text caption column.");
-        if (captionCol.Type is not TextDataViewType)
-            throw new ArgumentOutOfRangeException(nameof(captionColumnName), $"Schema mismatch for input column '{captionColumnName}': expected text (String), got {captionCol.Type}.");
+        ColumnRule.Image.For("training").Check(data.Schema, imageColumnName, nameof(imageColumnName));
+        ColumnRule.Text.For("training").Check(data.Schema, captionColumnName, nameof(captionColumnName));
+        var imageCol = data.Schema[imageColumnName];
+        var captionCol = data.Schema[captionColumnName];
 
         var images = new List<object?>();
         var captions = new List<string?>();

@@ -1,3 +1,4 @@
+using Clip.MLNet.Transforms;
 namespace Clip.MLNet.Training;
 
 /// <summary>How <see cref="ClipTrainer"/> trains: optimizer, schedule, loss, augmentation, checkpoints.</summary>
@@ -80,7 +81,7 @@ public sealed class ClipTrainingOptions
     public string? ResumeFrom { get; set; }
 
     /// <summary>What an unreadable image or a pair without a caption does: an error (default) or the pair is skipped and counted.</summary>
-    public Transforms.BadRowHandling BadRows { get; set; } = Transforms.BadRowHandling.Error;
+    public BadRowHandling BadRows { get; set; } = BadRowHandling.Error;
 
     /// <summary>Threads preparing the next batch (decoding, preprocessing) while the current one trains.</summary>
     public int PrepareThreads { get; set; } = 1;

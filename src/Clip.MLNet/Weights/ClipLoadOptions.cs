@@ -24,4 +24,6 @@ public sealed class ClipLoadOptions
 
     /// <summary>The dtype the model computes in: Float32 (default), BFloat16 or Float16. Stored weights of any float dtype convert to it.</summary>
     public ScalarType Precision { get; set; } = ScalarType.Float32;
+
+    internal ClipLoadOptions Clone() => (ClipLoadOptions)MemberwiseClone();
 }

@@ -16,9 +16,11 @@ public sealed partial class ClipModel
     /// <param name="path">A weight file or a model folder.</param>
     /// <param name="options">Activation, device and precision; defaults when null.</param>
     /// <exception cref="FileNotFoundException">Nothing exists at <paramref name="path"/>.</exception>
+    /// <exception cref="ClipNativeLibraryException">TorchSharp's native library cannot be loaded on this system; the message says why.</exception>
     /// <exception cref="ClipCheckpointException">The file is damaged, not a checkpoint, refers to code, or its keys or shapes are not a CLIP model's.</exception>
     public static ClipModel Load(string path, ClipLoadOptions? options = null)
     {
+        ClipNative.Initialize();
         options ??= new ClipLoadOptions();
         using var source = CheckpointReader.Open(path);
         var tensors = ToClipLayout(source);
@@ -50,6 +52,7 @@ public sealed partial class ClipModel
         try
         {
             model.LoadWeights(tensors, path);
+            model.StorageType = StorageTypeOf(tensors.Values);
             if (options.Device is { } device && device.type != DeviceType.CPU) model.ToDevice(device);
             if (options.Precision != ScalarType.Float32) model.ToPrecision(options.Precision);
             model.Metadata = new Dictionary<string, string>(source.Metadata, StringComparer.Ordinal);
@@ -142,8 +145,30 @@ public sealed partial class ClipModel
             metadata[PreprocessingMetadataKey] = pre.ToJson();
         if (extraMetadata is not null)
             foreach (var (k, v) in extraMetadata) metadata[k] = v;
-        var state = state_dict();
+        // Weights in the precision of the file they came from (an fp16 checkpoint stays half the size), where that is
+        // lossless: a tensor changed since loading (fine-tuned) that the narrower type cannot hold keeps its own dtype.
+        using var scope = torch.NewDisposeScope();
+        var state = state_dict().ToDictionary(kv => kv.Key, kv => StorageType != ScalarType.Float32 && kv.Value.dtype == ScalarType.Float32
+            ? Narrowed(kv.Value, StorageType) : kv.Value, StringComparer.Ordinal);
         SafetensorsFile.Write(path, state.OrderBy(kv => kv.Key, StringComparer.Ordinal), metadata);
+    }
+
+    /// <summary>The floating-point type the loaded file stored its weights in; <see cref="Save(string)"/> writes them so again.</summary>
+    internal ScalarType StorageType { get; set; } = ScalarType.Float32;
+
+    private static Tensor Narrowed(Tensor value, ScalarType storage)
+    {
+        var narrow = value.to(storage);
+        using var back = narrow.to(value.dtype);
+        return back.allclose(value, rtol: 0, atol: 0, equal_nan: true) ? narrow : value;
+    }
+
+    /// <summary>The one floating-point dtype all of a file's floating tensors share, if it is a half type; else float32.</summary>
+    private static ScalarType StorageTypeOf(IEnumerable<WeightTensor> tensors)
+    {
+        var floating = tensors.Select(t => t.DType).Where(d => d is ScalarType.Float16 or ScalarType.BFloat16 or ScalarType.Float32 or ScalarType.Float64)
+            .Distinct().ToList();
+        return floating is [var only and (ScalarType.Float16 or ScalarType.BFloat16)] ? only : ScalarType.Float32;
     }
 
     private static Dictionary<string, WeightTensor> ToClipLayout(WeightSource source)

@@ -13,10 +13,9 @@ public sealed class PackagingCollection : ICollectionFixture<PackagedBuild>
 /// <summary>
 /// Both packages packed the way README says (<c>dotnet pack -c Release -o artifacts/packages</c>), once for the
 /// packaging tests, and the tool installed from that folder. Everything that consumes them runs outside the
-/// solution with a NuGet packages folder of its own (<see cref="PackagesFolder"/>): links to the machine's
-/// packages except Clip.MLNet* (so the packages under test are always this run's, never a cached copy of the
-/// same version, and nothing large is unpacked twice) and a copy of TorchSharp (so that the machine fix applied
-/// for the notebooks changes this copy only).
+/// solution as on a fresh machine: an empty NuGet packages folder of its own for the whole run
+/// (<see cref="PackagesFolder"/>; one per run, not per test, as libtorch is large) and an empty private cache of
+/// the native library's loader (<see cref="NativeCache"/>), so no state of earlier runs is used.
 /// </summary>
 public sealed class PackagedBuild : IDisposable
 {
@@ -44,17 +43,12 @@ public sealed class PackagedBuild : IDisposable
 
         MachinePackagesFolder = System.Environment.GetEnvironmentVariable("NUGET_PACKAGES") is { Length: > 0 } p
             ? p : Path.Combine(System.Environment.GetFolderPath(System.Environment.SpecialFolder.UserProfile), ".nuget", "packages");
+        // Empty, as on a fresh machine: everything the consumers use is restored into it by this run (NuGet's HTTP
+        // cache keeps the downloads), so no earlier run's unpacked or changed files can make a test pass.
         PackagesFolder = Path.Combine(Work, "nuget-packages");
         Directory.CreateDirectory(PackagesFolder);
-        foreach (var package in Directory.EnumerateDirectories(MachinePackagesFolder))
-        {
-            var id = Path.GetFileName(package);
-            if (id.StartsWith("clip.mlnet", StringComparison.OrdinalIgnoreCase)) continue;
-            // TorchSharp (small) as a copy: the notebooks load its native library from here, and the machine fix
-            // they need goes on this copy, not on the machine's.
-            if (id.Equals("torchsharp", StringComparison.OrdinalIgnoreCase)) CopyFolder(package, Path.Combine(PackagesFolder, id));
-            else Directory.CreateSymbolicLink(Path.Combine(PackagesFolder, id), package);
-        }
+        // And an empty private cache of the native library's loader (ClipNative), shared by every consumer of the run.
+        NativeCache = Path.Combine(Work, "native-cache");
 
         // The tool from the folder feed only (a tool package has no dependencies to find elsewhere).
         var config = Path.Combine(Work, "tool-nuget.config");
@@ -80,7 +74,10 @@ public sealed class PackagedBuild : IDisposable
     /// <summary>A temporary folder for this run, removed at the end.</summary>
     public string Work { get; }
     public string MachinePackagesFolder { get; }
+    /// <summary>The NuGet packages folder of everything that consumes the packages under test: empty at the start of the run.</summary>
     public string PackagesFolder { get; }
+    /// <summary>The private cache of ClipNative's loader for every consumer process: empty at the start of the run.</summary>
+    public string NativeCache { get; }
     public string ToolPath { get; }
     internal ProcessRunner.Result LibraryPack { get; }
     internal ProcessRunner.Result ToolPack { get; }
@@ -91,7 +88,7 @@ public sealed class PackagedBuild : IDisposable
     /// <summary>The environment of everything that restores the packages under test.</summary>
     public Dictionary<string, string?> Environment(params (string Name, string? Value)[] more)
     {
-        var env = new Dictionary<string, string?> { ["NUGET_PACKAGES"] = PackagesFolder };
+        var env = new Dictionary<string, string?> { ["NUGET_PACKAGES"] = PackagesFolder, ["CLIP_MLNET_NATIVE_CACHE"] = NativeCache };
         foreach (var (name, value) in more) env[name] = value;
         return env;
     }
@@ -102,21 +99,6 @@ public sealed class PackagedBuild : IDisposable
         var path = Path.Combine(Work, name);
         Directory.CreateDirectory(path);
         return path;
-    }
-
-    /// <summary>Whether this machine needs the GLIBCXX_3.4.32 fix (DESIGN.md, "Platform facts").</summary>
-    public static bool MachineNeedsNativeFix =>
-        OperatingSystem.IsLinux() && SystemLibstdcxx.Find() is { } lib && !SystemLibstdcxx.Provides(lib, ElfVersionNeed.GlibcxxVersion);
-
-    private static void CopyFolder(string from, string to)
-    {
-        Directory.CreateDirectory(to);
-        foreach (var file in Directory.EnumerateFiles(from, "*", new EnumerationOptions { RecurseSubdirectories = true, AttributesToSkip = 0 }))
-        {
-            var target = Path.Combine(to, Path.GetRelativePath(from, file));
-            Directory.CreateDirectory(Path.GetDirectoryName(target)!);
-            File.Copy(file, target);
-        }
     }
 
     private static void Require(ProcessRunner.Result result, string what)

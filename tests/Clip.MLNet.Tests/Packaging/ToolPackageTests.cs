@@ -1,4 +1,4 @@
-using System.IO.Compression;
+using Clip.MLNet.Tests.Native;
 using Clip.MLNet.Tests.Support;
 using Clip.MLNet.Weights;
 using TorchSharp;
@@ -18,22 +18,16 @@ public sealed class ToolPackageTests(PackagedBuild packed)
         Directory.EnumerateFiles(Path.Combine(packed.ToolPath, ".store"), "libLibTorchSharp.so", new EnumerationOptions { RecurseSubdirectories = true, AttributesToSkip = 0 }).Single();
 
     [Fact]
-    public void Installed_tool_prints_help_fixes_its_own_native_library_and_embeds()
+    public void Installed_tool_prints_help_and_embeds_with_no_setup_step()
     {
         var dir = packed.NewFolder("tool-run");
-        // A NuGet cache of its own holding TorchSharp's library as published, so that the default
-        // `clip fix-native` (own copy + NuGet cache) is seen to fix both without touching the machine's cache.
-        var cache = Path.Combine(dir, "nuget-cache");
-        var torchSharpVersion = RepositoryFacts.PackageVersion("TorchSharp");
-        var cachedLibrary = Path.Combine(cache, "torchsharp", torchSharpVersion, "runtimes", "linux-x64", "native", "libLibTorchSharp.so");
-        Directory.CreateDirectory(Path.GetDirectoryName(cachedLibrary)!);
-        using (var nupkg = ZipFile.OpenRead(Path.Combine(packed.MachinePackagesFolder, "torchsharp", torchSharpVersion, $"torchsharp.{torchSharpVersion}.nupkg")))
-            nupkg.GetEntry("runtimes/linux-x64/native/libLibTorchSharp.so")!.ExtractToFile(cachedLibrary);
-        var env = packed.Environment(("NUGET_PACKAGES", cache));
+        var env = packed.Environment(("CLIP_MLNET_NATIVE_CACHE", Path.Combine(dir, "native-cache")));
+        using var publishedFolder = new TempDir();
+        var published = NativeLoaderTests.PublishedCopy(publishedFolder);
 
         var help = Clip(dir, env, "--help");
         Assert.True(help.ExitCode == 0, help.Tail());
-        foreach (var command in new[] { "embed", "zero-shot", "fix-native" })
+        foreach (var command in new[] { "embed", "zero-shot" })
             Assert.Contains(command, help.StdOut);
 
         var texts = Path.Combine(dir, "captions.txt");
@@ -42,34 +36,13 @@ public sealed class ToolPackageTests(PackagedBuild packed)
         string[] embed = ["embed", "--model", Fixtures.ReferencePath("vit", "openai_jit.pt"), "--vocab", Fixtures.Vocab,
             "--images", ReferenceData.ImagePaths[0], ReferenceData.ImagePaths[1], "--texts", texts, "--output", output];
 
-        if (PackagedBuild.MachineNeedsNativeFix)
-        {
-            // As installed, TorchSharp's library does not load here, and the tool says what to run.
-            Assert.Equal(ElfVersionNeedState.Required, ElfVersionNeed.Inspect(InstalledNativeLibrary));
-            var before = Clip(dir, env, embed);
-            Assert.NotEqual(0, before.ExitCode);
-            Assert.Contains("clip fix-native", before.StdErr);
-
-            var fix = Clip(dir, env, "fix-native");
-            Assert.True(fix.ExitCode == 0, fix.Tail());
-            Assert.Contains($"{InstalledNativeLibrary}: GLIBCXX_3.4.32 marked weak", fix.StdOut);
-            Assert.Contains($"{cachedLibrary}: GLIBCXX_3.4.32 marked weak", fix.StdOut);
-            Assert.Equal(ElfVersionNeedState.Weak, ElfVersionNeed.Inspect(InstalledNativeLibrary));
-            Assert.Equal(ElfVersionNeedState.Weak, ElfVersionNeed.Inspect(cachedLibrary));
-
-            var again = Clip(dir, env, "fix-native");
-            Assert.True(again.ExitCode == 0, again.Tail());
-            Assert.Contains($"{InstalledNativeLibrary}: GLIBCXX_3.4.32 already weak", again.StdOut);
-        }
-        else
-        {
-            var fix = Clip(dir, env, "fix-native");
-            Assert.True(fix.ExitCode == 0, fix.Tail());
-            Assert.Contains("Nothing to do", fix.StdOut);
-        }
-
         var run = Clip(dir, env, embed);
         Assert.True(run.ExitCode == 0, run.Tail());
+        // The installed files stay as TorchSharp published them; a private copy is made only where the system needs one.
+        Assert.Equal(File.ReadAllBytes(published), File.ReadAllBytes(InstalledNativeLibrary));
+        var copies = Directory.Exists(Path.Combine(dir, "native-cache"))
+            ? Directory.GetFiles(Path.Combine(dir, "native-cache"), "libLibTorchSharp.so", SearchOption.AllDirectories) : [];
+        Assert.Equal(NativeLoaderTests.MachineLacksMarkerVersion(published) ? 1 : 0, copies.Length);
         using var file = SafetensorsFile.Open(output);
         var features = file.Entries.ToDictionary(e => e.Name, e => file.Read(e));
         try

@@ -3,6 +3,8 @@ using Clip.MLNet.Transforms;
 using Microsoft.ML;
 using Microsoft.ML.Data;
 
+using Clip.MLNet.Performance;
+
 namespace Clip.MLNet.Tests.Performance;
 
 /// <summary>The transforms' IntraOpThreads option sets libtorch's process-wide thread count when rows are read, and is saved with the pipeline.</summary>

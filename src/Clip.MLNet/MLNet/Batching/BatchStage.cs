@@ -3,15 +3,6 @@ using Microsoft.ML.Data;
 
 namespace Clip.MLNet.Transforms;
 
-/// <summary>What a row whose input cannot be processed (a corrupt image, say) does to a transform.</summary>
-public enum BadRowHandling
-{
-    /// <summary>Reading the row throws an exception that names the row and the input (the default).</summary>
-    Error,
-    /// <summary>The row gets missing outputs (NaN vectors, a missing key) and is counted in <c>SkippedRows</c>.</summary>
-    Skip,
-}
-
 /// <summary>The kinds of output column a batched stage produces.</summary>
 internal enum OutputKind { FloatVector, Key, TextVector }
 
@@ -92,21 +83,36 @@ internal abstract class BatchStage
     /// <summary>A worker for one cursor: reads, prepares and computes. Not shared between threads except <see cref="BatchWorker.Prepare"/>.</summary>
     public abstract BatchWorker CreateWorker(DataViewSchema.Column input);
 
-    /// <summary>The output schema: input columns, then the outputs (hiding same-named inputs).</summary>
+    /// <summary>The stage's name in messages and in the <c>ClipStage</c> annotation of its outputs (ClipTextEmbedding, ...).</summary>
+    public virtual string Name
+    {
+        get
+        {
+            var name = GetType().DeclaringType?.Name ?? GetType().Name;
+            return name.EndsWith("Transformer", StringComparison.Ordinal) ? name[..^"Transformer".Length] : name;
+        }
+    }
+
+    /// <summary>
+    /// The output schema: input columns, then the outputs (hiding same-named inputs), each marked with the
+    /// <c>ClipStage</c> annotation. Hiding another CLIP stage's output is refused.
+    /// </summary>
     public DataViewSchema GetOutputSchema(DataViewSchema inputSchema)
     {
         CheckInput(inputSchema);
         var builder = new DataViewSchema.Builder();
         builder.AddColumns(inputSchema);
-        foreach (var o in Outputs) builder.AddColumn(o.Name, o.Type, o.Annotations);
+        var name = Name.AsMemory();
+        foreach (var o in Outputs)
+        {
+            MLNetInterop.CheckNotHidingClipOutput(o.Name, Name, MLNetInterop.ClipStageOf(inputSchema, o.Name));
+            var annotations = new DataViewSchema.Annotations.Builder();
+            if (o.Annotations is not null) annotations.Add(o.Annotations, _ => true);
+            annotations.Add(MLNetInterop.ClipStageAnnotation, TextDataViewType.Instance, (ref ReadOnlyMemory<char> value) => value = name);
+            builder.AddColumn(o.Name, o.Type, annotations.ToAnnotations());
+        }
         return builder.ToSchema();
     }
-
-    /// <summary>ML.NET's wording for a wrong or missing input column.</summary>
-    protected static ArgumentOutOfRangeException SchemaMismatch(string column, string expected, string? actual) =>
-        actual is null
-            ? new ArgumentOutOfRangeException("inputSchema", $"Input column '{column}' not found in the data; the transform expects {expected}.")
-            : new ArgumentOutOfRangeException("inputSchema", $"Schema mismatch for input column '{column}': expected {expected}, got {actual}.");
 }
 
 /// <summary>Per-cursor work of a <see cref="BatchStage"/>.</summary>

@@ -1,4 +1,4 @@
-using System.Collections.Concurrent;
+using Clip.MLNet.Batching;
 using Microsoft.ML;
 using Microsoft.ML.Data;
 
@@ -13,6 +13,8 @@ internal sealed class BatchingDataView : IDataView
 {
     private readonly IDataView source;
     private readonly BatchStage stage;
+    // Rows of this view counted as skipped: a row read by several cursors is one skipped row.
+    private readonly HashSet<long> skippedRows = new();
 
     public BatchingDataView(IDataView source, BatchStage stage)
     {
@@ -38,7 +40,7 @@ internal sealed class BatchingDataView : IDataView
 
         var inputColumn = source.Schema[stage.InputColumnName];
         if (!sourceColumns.Contains(inputColumn)) sourceColumns.Add(inputColumn);
-        return new BatchingCursor(Schema, stage, source.GetRowCursor(sourceColumns, rand), inputColumn, needed, activeOutputs);
+        return new BatchingCursor(Schema, stage, source.GetRowCursor(sourceColumns, rand), inputColumn, needed, activeOutputs, skippedRows);
     }
 
     // One cursor: rows stay in order and each forward pass sees a full batch (DataViewRowCursor
@@ -70,22 +72,18 @@ internal sealed class BatchingDataView : IDataView
 }
 
 /// <summary>
-/// Reads <see cref="BatchStage.BatchSize"/> rows ahead, prepares their inputs (on a producer thread,
-/// in parallel when the stage asks for it), runs one forward pass per batch and serves rows one at a time.
+/// The ML.NET face of the batching engine (<see cref="BatchPipeline{TBatch}"/>): reads <see cref="BatchStage.BatchSize"/>
+/// rows ahead into column caches, prepares their inputs (on the engine's producer thread, in parallel when the stage
+/// asks for it), runs one forward pass per batch and serves rows one at a time, applying the stage's <c>BadRows</c>.
 /// </summary>
 internal sealed class BatchingCursor : DataViewRowCursor
 {
-    private sealed class RowBatch
+    private sealed class RowBatch(int capacity) : PipelineBatch(capacity)
     {
         public required ColumnCache[] Caches;
         public required DataViewRowId[] Ids;
-        public required Exception?[] Errors;
-        public required bool[] Valid;
         public required object Buffer;
         public required BatchOutputs Outputs;
-        public int Count;
-        public long FirstRow;            // position of slot 0 in the cursor's row order
-        public Exception? Terminal;      // the source failed after Count rows
     }
 
     private readonly DataViewSchema schema;
@@ -98,20 +96,17 @@ internal sealed class BatchingCursor : DataViewRowCursor
     private readonly Dictionary<int, int> cacheOf = new();  // source column index -> cache index
     private readonly Delegate[] sourceGetters;
     private readonly ValueGetter<DataViewRowId> sourceIds;
-    private readonly BlockingCollection<RowBatch> ready;
-    private readonly BlockingCollection<RowBatch> free = new();
-    private readonly List<RowBatch> all = new();
-    private readonly Thread? producer;
-    private readonly CancellationTokenSource stop = new();
+    private readonly BatchPipeline<RowBatch> pipeline;
     private RowBatch? current;
     private int slot = -1;
     private long position = -1;
     private bool done;
-    private long rowsRead;             // rows read from the source so far (producer side)
+    private readonly HashSet<long> skippedRows; // the view's: rows already counted as skipped
 
     public BatchingCursor(DataViewSchema schema, BatchStage stage, DataViewRowCursor source, DataViewSchema.Column inputColumn,
-        HashSet<int> neededColumns, bool[] activeOutputs)
+        HashSet<int> neededColumns, bool[] activeOutputs, HashSet<long> skippedRows)
     {
+        this.skippedRows = skippedRows;
         this.schema = schema;
         this.stage = stage;
         this.source = source;
@@ -125,27 +120,19 @@ internal sealed class BatchingCursor : DataViewRowCursor
         sourceIds = source.GetIdGetter();
 
         int capacity = Math.Max(1, stage.BatchSize);
-        int prefetch = Math.Max(0, stage.PrefetchBatches);
-        for (int i = 0; i < prefetch + 2; i++)
-        {
-            var b = new RowBatch
+        // Reading the source is sequential (a cursor is not thread-safe); preparing the rows of a batch is parallel.
+        pipeline = new BatchPipeline<RowBatch>(
+            () => new RowBatch(capacity)
             {
                 Caches = columns.Select((c, k) => ColumnCache.Create(source.Schema[c], sourceGetters[k], capacity)).ToArray(),
                 Ids = new DataViewRowId[capacity],
-                Errors = new Exception?[capacity],
-                Valid = new bool[capacity],
                 Buffer = worker.CreateBuffer(capacity),
                 Outputs = new BatchOutputs(stage.Outputs, capacity),
-            };
-            all.Add(b);
-            free.Add(b);
-        }
-        ready = new BlockingCollection<RowBatch>(Math.Max(1, prefetch));
-        if (prefetch > 0)
-        {
-            producer = new Thread(Produce) { IsBackground = true, Name = "Clip.MLNet batch reader" };
-            producer.Start();
-        }
+            },
+            Fill,
+            activeOutputs.Any(a => a) ? (b, s) => worker.Prepare(b.Buffer, s, b.Caches[inputCacheIndex].Boxed(s)) : null,
+            (b, s, e) => RowError(b.FirstItem + s, worker.Describe(b.Caches[inputCacheIndex].Boxed(s)), e),
+            new BatchPipelineOptions(Prefetch: stage.PrefetchBatches, Threads: stage.PrepareThreads));
     }
 
     public override DataViewSchema Schema => schema;
@@ -205,7 +192,7 @@ internal sealed class BatchingCursor : DataViewRowCursor
     private Delegate ColumnCacheGetter(int k)
     {
         // Any batch's cache of this column can build the getter; it reads the current batch at call time.
-        return all[0].Caches[k].MakeGetter(() => { EnsureRow(); return current!.Caches[k]; }, () => slot);
+        return pipeline.Pool[0].Caches[k].MakeGetter(() => { EnsureRow(); return current!.Caches[k]; }, () => slot);
     }
 
     private void EnsureRow()
@@ -226,10 +213,10 @@ internal sealed class BatchingCursor : DataViewRowCursor
             if (current is not null)
             {
                 if (current.Terminal is { } failure) { done = true; throw failure; }
-                free.Add(current);
+                pipeline.Release(current);
                 current = null;
             }
-            var next = NextBatch();
+            var next = pipeline.Next();
             if (next is null)
             {
                 done = true;
@@ -255,108 +242,27 @@ internal sealed class BatchingCursor : DataViewRowCursor
         return true;
     }
 
-    private RowBatch? NextBatch()
-    {
-        if (producer is null)
-        {
-            var b = free.Take();
-            Fill(b);
-            return b.Count == 0 && b.Terminal is null ? null : b;
-        }
-        try
-        {
-            if (!ready.TryTake(out var b, Timeout.Infinite, stop.Token)) return null;
-            return b;
-        }
-        catch (InvalidOperationException) when (ready.IsCompleted)
-        {
-            return null;
-        }
-    }
-
-    private void Produce()
-    {
-        try
-        {
-            while (!stop.IsCancellationRequested)
-            {
-                var b = free.Take(stop.Token);
-                Fill(b);
-                if (b.Count == 0 && b.Terminal is null)
-                {
-                    free.Add(b);
-                    break;
-                }
-                ready.Add(b, stop.Token);
-                if (b.Terminal is not null || b.Count < b.Ids.Length) break;
-            }
-        }
-        catch (OperationCanceledException) { }
-        finally
-        {
-            ready.CompleteAdding();
-        }
-    }
-
-    /// <summary>Reads up to a batch of rows from the source and prepares the stage's inputs.</summary>
+    /// <summary>Reads up to a batch of rows from the source into the batch's column caches (the pipeline's fill step).</summary>
     private void Fill(RowBatch b)
     {
-        b.Count = 0;
-        b.Terminal = null;
-        b.FirstRow = rowsRead;
-        int capacity = b.Ids.Length;
-        try
+        while (b.Count < b.Capacity && source.MoveNext())
         {
-            while (b.Count < capacity && source.MoveNext())
+            int s = b.Count;
+            sourceIds(ref b.Ids[s]);
+            for (int k = 0; k < b.Caches.Length; k++)
             {
-                int s = b.Count;
-                b.Errors[s] = null;
-                b.Valid[s] = false;
-                sourceIds(ref b.Ids[s]);
-                for (int k = 0; k < b.Caches.Length; k++)
+                try
                 {
-                    try
-                    {
-                        b.Caches[k].Fill(s);
-                    }
-                    catch (Exception e) when (k == inputCacheIndex && IsInputError(e))
-                    {
-                        // The input column itself could not be produced (an image that fails to decode upstream).
-                        b.Errors[s] = RowError(b.FirstRow + s, null, e);
-                    }
+                    b.Caches[k].Fill(s);
                 }
-                b.Count++;
-                rowsRead++;
+                catch (Exception e) when (k == inputCacheIndex && IsInputError(e))
+                {
+                    // The input column itself could not be produced (an image that fails to decode upstream).
+                    b.Errors[s] = RowError(b.FirstItem + s, null, e);
+                }
             }
+            b.Count++;
         }
-        catch (Exception e)
-        {
-            b.Terminal = e;
-        }
-        if (b.Count > 0 && activeOutputs.Any(a => a)) Prepare(b);
-    }
-
-    private void Prepare(RowBatch b)
-    {
-        void PrepareSlot(int s)
-        {
-            if (b.Errors[s] is not null) return;
-            var value = b.Caches[inputCacheIndex].Boxed(s);
-            try
-            {
-                worker.Prepare(b.Buffer, s, value);
-                b.Valid[s] = true;
-            }
-            catch (Exception e) when (IsInputError(e))
-            {
-                b.Errors[s] = RowError(b.FirstRow + s, worker.Describe(value), e);
-            }
-        }
-        int threads = Math.Max(1, stage.PrepareThreads);
-        if (threads == 1 || b.Count == 1)
-            for (int s = 0; s < b.Count; s++) PrepareSlot(s);
-        else
-            Parallel.For(0, b.Count, new ParallelOptions { MaxDegreeOfParallelism = threads }, PrepareSlot);
     }
 
     private static bool IsInputError(Exception e) => e is not (OutOfMemoryException or ThreadAbortException or OperationCanceledException);
@@ -372,7 +278,9 @@ internal sealed class BatchingCursor : DataViewRowCursor
         for (int s = 0; s < b.Count; s++)
         {
             if (b.Valid[s]) continue;
-            if (b.Errors[s] is not null && stage.BadRows == BadRowHandling.Skip) stage.CountSkipped();
+            if (b.Errors[s] is not null && stage.BadRows == BadRowHandling.Skip)
+                lock (skippedRows)
+                    if (skippedRows.Add(b.FirstItem + s)) stage.CountSkipped();
             FillMissing(b, s);
         }
         if (b.Valid.AsSpan(0, b.Count).Contains(true))
@@ -397,23 +305,12 @@ internal sealed class BatchingCursor : DataViewRowCursor
     {
         if (disposing)
         {
-            stop.Cancel();
-            producer?.Join();
-            foreach (var b in all)
+            pipeline.Dispose();
+            foreach (var b in pipeline.Pool)
                 foreach (var c in b.Caches) c.Clear();
             worker.Dispose();
             source.Dispose();
-            stop.Dispose();
-            ready.Dispose();
-            free.Dispose();
         }
         base.Dispose(disposing);
     }
-}
-
-/// <summary>A row whose input could not be processed; the message names the column, the row and, when known, the input.</summary>
-public sealed class ClipRowException : InvalidOperationException
-{
-    /// <summary>Creates the exception.</summary>
-    public ClipRowException(string message, Exception? inner = null) : base(message, inner) { }
 }

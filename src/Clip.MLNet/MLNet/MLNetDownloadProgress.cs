@@ -1,7 +1,7 @@
 using System.Globalization;
 using Microsoft.ML.Runtime;
 
-namespace Clip.MLNet.Registry;
+namespace Clip.MLNet.Transforms;
 
 /// <summary>
 /// Download progress on ML.NET's channels: a progress channel (bytes done of total, pulled by whatever

@@ -3,6 +3,8 @@ using Clip.MLNet.Transforms;
 using Microsoft.ML;
 using Microsoft.ML.Data;
 
+using Clip.MLNet.Performance;
+
 namespace Clip.MLNet;
 
 /// <summary>What <see cref="ClipPipelineBenchmark.Run"/> measured.</summary>
@@ -113,32 +115,5 @@ public static class ClipPipelineBenchmark
             afterRow?.Invoke(n);
         }
         return n;
-    }
-}
-
-/// <summary>The process's resident memory from /proc (Linux); zeros elsewhere.</summary>
-internal static class ProcessMemory
-{
-    public static double ResidentMiB() => StatusKiB("VmRSS:") / 1024.0;
-
-    public static double PeakResidentMiB() => StatusKiB("VmHWM:") / 1024.0;
-
-    /// <summary>Resets the kernel's peak-RSS mark (VmHWM) to the current RSS, where the kernel allows it.</summary>
-    public static void ResetPeak()
-    {
-        try { File.WriteAllText("/proc/self/clear_refs", "5"); }
-        catch (Exception e) when (e is IOException or UnauthorizedAccessException or NotSupportedException) { }
-    }
-
-    private static long StatusKiB(string key)
-    {
-        try
-        {
-            foreach (var line in File.ReadLines("/proc/self/status"))
-                if (line.StartsWith(key, StringComparison.Ordinal))
-                    return long.Parse(line.AsSpan(key.Length).Trim().ToString().Split(' ')[0], System.Globalization.CultureInfo.InvariantCulture);
-        }
-        catch (Exception e) when (e is IOException or UnauthorizedAccessException or FormatException) { }
-        return 0;
     }
 }

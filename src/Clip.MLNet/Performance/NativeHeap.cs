@@ -1,7 +1,7 @@
 using System.Diagnostics;
 using System.Runtime.InteropServices;
 
-namespace Clip.MLNet;
+namespace Clip.MLNet.Performance;
 
 /// <summary>
 /// Keeps the resident size of long inference runs flat on glibc (Linux). libtorch allocates its large,
