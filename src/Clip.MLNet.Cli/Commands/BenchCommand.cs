@@ -15,18 +15,20 @@ internal static class BenchCommand
 {
     /// <summary>The architectures <c>--arch</c> builds with random weights (OpenAI's configurations).</summary>
     internal static readonly IReadOnlyDictionary<string, Func<ClipConfig>> Architectures =
-        new Dictionary<string, Func<ClipConfig>>(StringComparer.OrdinalIgnoreCase)
-        {
-            ["ViT-B/32"] = () => ClipConfig.VisionTransformerConfig(512, 224, 32, 768, 12, 512, 12),
-            ["ViT-B/16"] = () => ClipConfig.VisionTransformerConfig(512, 224, 16, 768, 12, 512, 12),
-            ["RN50"] = () => ClipConfig.ResNetConfig(1024, 224, new[] { 3, 4, 6, 3 }, 64, 512, 12),
-        };
+        new Dictionary<string, Func<ClipConfig>>(
+            new Dictionary<string, Func<ClipConfig>>(StringComparer.OrdinalIgnoreCase)
+            {
+                ["ViT-B/32"] = () => ClipConfig.VisionTransformerConfig(512, 224, 32, 768, 12, 512, 12),
+                ["ViT-B/16"] = () => ClipConfig.VisionTransformerConfig(512, 224, 16, 768, 12, 512, 12),
+                ["RN50"] = () => ClipConfig.ResNetConfig(1024, 224, new[] { 3, 4, 6, 3 }, 64, 512, 12),
+            }.Concat(Weights.OpenClipConfig.PublishedSigLip),
+            StringComparer.OrdinalIgnoreCase);
 
     public static Command Create()
     {
         var model = CommonOptions.Model(required: false);
         model.Description = "Weights to time (any supported file or folder, or a registered name). Without it, --arch builds random weights.";
-        var arch = new Option<string?>("--arch") { Description = "Architecture with random weights when no --model is given: ViT-B/32 (default), ViT-B/16 or RN50." };
+        var arch = new Option<string?>("--arch") { Description = "Architecture with random weights when no --model is given: ViT-B/32 (default), ViT-B/16, RN50, or an open_clip SigLIP/SigLIP2 config name (ViT-B-16-SigLIP, ViT-SO400M-14-SigLIP-384, ViT-B-16-SigLIP2-256, ViT-SO400M-16-SigLIP2-384, ...)." };
         var batch = CommonOptions.Batch();
         var precision = CommonOptions.Precision();
         var threads = CommonOptions.Threads();

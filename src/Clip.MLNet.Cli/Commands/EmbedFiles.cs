@@ -12,7 +12,7 @@ internal static class EmbedFiles
         if (images.Length > 0)
         {
             // Decoding and preprocessing run on a background thread one batch ahead of the forward pass.
-            var preprocessor = new ClipImagePreprocessor(clip.ImageResolution);
+            var preprocessor = clip.CreateImagePreprocessor();
             using var prefetcher = new ImageBatchPrefetcher(preprocessor, images, batchSize, prefetch: 1, threads: preprocessThreads);
             var parts = new List<Tensor>();
             try
@@ -66,7 +66,7 @@ internal static class EmbedFiles
     public static ClipTokenizer Tokenizer(ClipModel clip, string? vocab)
     {
         if (vocab is not null) return ClipTokenizer.Load(vocab, clip.ContextLength);
-        return clip.Tokenizer ?? throw new CliInputException(
+        return clip.Tokenizer ?? throw new CliInputException(clip.MissingTokenizer ??
             "--vocab is required: this model file carries no tokenizer (give CLIP's bpe_simple_vocab_16e6.txt.gz, or a folder with vocab.json and merges.txt)");
     }
 }

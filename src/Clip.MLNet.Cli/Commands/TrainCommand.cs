@@ -35,6 +35,12 @@ internal static class TrainCommand
         var augment = new Option<bool>("--augment") { Description = "Random resized crop (scale 0.75-1) of training images." };
         var lockImage = new Option<bool>("--lock-image") { Description = "Freeze the image tower." };
         var lockText = new Option<bool>("--lock-text") { Description = "Freeze the text tower." };
+        var lossOption = new Option<string>("--loss")
+        {
+            Description = "contrastive (CLIP's, default) or sigmoid (SigLIP's pairwise sigmoid loss with a learned bias, started at " +
+                "log 10 and -10 for a new model; fine-tuning with it needs a model with a logit_bias).",
+            DefaultValueFactory = _ => "contrastive",
+        };
         var plainLoss = new Option<bool>("--plain-loss") { Description = "CLIP's plain loss: only a pair itself is its positive (default: identical captions, or same class with --templates)." };
         var checkpoints = new Option<string?>("--checkpoint-dir") { Description = "Write checkpoints here (each epoch, every --checkpoint-every steps, and on Ctrl+C)." };
         var checkpointEvery = new Option<int>("--checkpoint-every") { Description = "Steps between checkpoints (0: each epoch)." };
@@ -43,10 +49,10 @@ internal static class TrainCommand
         var skipBad = new Option<bool>("--skip-bad") { Description = "Skip and count unreadable images and pairs without a caption (default: stop with an error naming them)." };
         var threads = new Option<int?>("--threads") { Description = "Intra-op threads of the forward and backward passes." };
         var activation = CommonOptions.Activation();
-        var command = new Command("train", "Train a CLIP model with the contrastive loss, from scratch or fine-tuning, on an image folder, a captions CSV, idx (MNIST, Fashion-MNIST) or CIFAR files.")
+        var command = new Command("train", "Train a CLIP model with the contrastive (or --loss sigmoid) loss, from scratch or fine-tuning, on an image folder, a captions CSV, idx (MNIST, Fashion-MNIST) or CIFAR files.")
         {
             data, templates, output, model, arch, imageSize, context, vocab, epochs, batch, lr, warmup, weightDecay, accumulate, seed,
-            augment, lockImage, lockText, plainLoss, checkpoints, checkpointEvery, resume, maxItems, skipBad, threads, activation,
+            augment, lockImage, lockText, lossOption, plainLoss, checkpoints, checkpointEvery, resume, maxItems, skipBad, threads, activation,
         };
         command.SetAction(parse => CliRunner.Run(parse.GetValue(CommonOptions.Verbose), () =>
         {
@@ -87,7 +93,11 @@ internal static class TrainCommand
                 tokenizer = parse.GetValue(vocab) is { } v
                     ? ClipTokenizer.Load(v, ctx)
                     : ClipTokenizer.Train(pairs.CaptionCorpus(), ctx);
-                var config = Architecture(archName, parse.GetValue(imageSize), tokenizer.ContextLength) with { VocabSize = tokenizer.VocabularySize };
+                var config = Architecture(archName, parse.GetValue(imageSize), tokenizer.ContextLength) with
+                {
+                    VocabSize = tokenizer.VocabularySize,
+                    HasLogitBias = ParseLoss(parse.GetValue(lossOption)) == ClipLoss.Sigmoid,
+                };
                 torch.manual_seed(parse.GetValue(seed));
                 clip = ClipModel.Create(config);
             }
@@ -106,6 +116,7 @@ internal static class TrainCommand
                     LockImageTower = parse.GetValue(lockImage),
                     LockTextTower = parse.GetValue(lockText),
                     IdenticalCaptionsArePositives = !parse.GetValue(plainLoss),
+                    Loss = ParseLoss(parse.GetValue(lossOption)),
                     CheckpointFolder = parse.GetValue(checkpoints),
                     CheckpointEverySteps = parse.GetValue(checkpointEvery),
                     ResumeFrom = parse.GetValue(resume),
@@ -114,6 +125,8 @@ internal static class TrainCommand
                 };
                 try { options.Validate(); }
                 catch (ArgumentException e) { throw new CliInputException(e.Message, e); }
+                if (options.Loss == ClipLoss.Sigmoid && clip.LogitBias is null)
+                    throw new CliInputException($"--loss sigmoid: {parse.GetValue(model) ?? "the model"} has no logit_bias (a SigLIP checkpoint has one; a new model gets one); use --loss contrastive");
 
                 using var cancel = new CancellationTokenSource();
                 ConsoleCancelEventHandler onCancel = (_, e) =>
@@ -168,4 +181,11 @@ internal static class TrainCommand
         }
         throw new CliInputException($"--arch: unknown architecture '{name}' (expected {Presets})");
     }
+
+    private static ClipLoss ParseLoss(string? name) => name?.Trim().ToLowerInvariant() switch
+    {
+        "contrastive" or null => ClipLoss.Contrastive,
+        "sigmoid" or "siglip" => ClipLoss.Sigmoid,
+        _ => throw new CliInputException($"--loss must be contrastive or sigmoid, got '{name}'"),
+    };
 }

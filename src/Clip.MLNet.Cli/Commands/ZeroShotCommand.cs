@@ -46,7 +46,10 @@ internal static class ZeroShotCommand
             using var clip = CommonOptions.LoadModel(parse.GetValue(model)!, parse.GetValue(precision)!, parse.GetValue(activation), parse.GetValue(vocab), parse.GetValue(device));
             var tokenizer = EmbedFiles.Tokenizer(clip, parse.GetValue(vocab));
             using var classifier = ZeroShotClassifier.Create(clip, tokenizer, prompts);
-            var preprocessor = new ClipImagePreprocessor(clip.ImageResolution);
+            var preprocessor = clip.CreateImagePreprocessor();
+            Console.Error.WriteLine(classifier.Scoring == ClipScoring.Sigmoid
+                ? $"scoring: sigmoid (the model has a logit_bias): each class's own probability sigmoid({clip.LogitScale:0.####} * cos {(clip.LogitBias < 0 ? '-' : '+')} {Math.Abs(clip.LogitBias ?? 0):0.####}), not summing to 1"
+                : "scoring: softmax over the classes");
 
             var stdout = Console.Out;
             stdout.WriteLine("image,rank,label,probability");

@@ -70,6 +70,20 @@ public sealed class ClipImagePreprocessor
         normalization = new NormalizationTable(Mean, Std);
     }
 
+    /// <summary>The resize filter (default <see cref="ClipInterpolation.Bicubic"/>, OpenAI's); palette and 1-bit images use nearest neighbour either way, as Pillow does.</summary>
+    public ClipInterpolation Interpolation { get; init; } = ClipInterpolation.Bicubic;
+
+    /// <summary>
+    /// How the image is fitted to the square (default <see cref="ClipResizeMode.Shortest"/>: shorter side, then centre
+    /// crop, OpenAI's). <see cref="ClipResizeMode.Squash"/> resizes to the square directly (SigLIP).
+    /// <see cref="ClipResizeMode.Longest"/> fits the longer side and pads with <see cref="FillColor"/>, centred (open_clip's
+    /// <c>ResizeKeepRatio</c> + <c>CenterCropOrPad</c>; a palette image is padded with the fill as a colour, where Pillow pads its palette index).
+    /// </summary>
+    public ClipResizeMode ResizeMode { get; init; } = ClipResizeMode.Shortest;
+
+    /// <summary>The padding value (0-255) of <see cref="ClipResizeMode.Longest"/>.</summary>
+    public byte FillColor { get; init; }
+
     /// <summary>The side of the square output (and of the crop).</summary>
     public int Size { get; }
 
@@ -288,7 +302,7 @@ public sealed class ClipImagePreprocessor
     {
         try
         {
-            ClipPixelPipeline.Run(source, Size, normalization, destination);
+            ClipPixelPipeline.Run(source, Size, normalization, destination, ResizeMode, Interpolation == ClipInterpolation.Bilinear, FillColor);
         }
         catch (ImageGeometryException e)
         {

@@ -13,39 +13,102 @@ namespace Clip.MLNet.Imaging;
 /// </remarks>
 internal static unsafe class ClipPixelPipeline
 {
-    public static void Run(in PixelSource source, int size, NormalizationTable normalization, Span<float> destination)
+    public static void Run(in PixelSource source, int size, NormalizationTable normalization, Span<float> destination,
+        ClipResizeMode mode = ClipResizeMode.Shortest, bool bilinear = false, byte fill = 0)
     {
+        if (mode == ClipResizeMode.Longest)
+        {
+            if (destination.Length != 3 * size * size)
+                throw new ArgumentException($"the destination holds {destination.Length} floats; 3 x {size} x {size} = {3 * size * size} are needed", nameof(destination));
+            RunLongest(source, size, normalization, destination, bilinear, fill);
+            return;
+        }
         if (destination.Length != 3 * size * size)
             throw new ArgumentException($"the destination holds {destination.Length} floats; 3 x {size} x {size} = {3 * size * size} are needed", nameof(destination));
-        var geometry = CropGeometry.For(source.Width, source.Height, size);
+        var geometry = mode switch
+        {
+            ClipResizeMode.Shortest => CropGeometry.For(source.Width, source.Height, size),
+            // open_clip's squash: Resize((size, size)), no crop.
+            ClipResizeMode.Squash => new CropGeometry(size, size, 0, 0, size),
+            _ => throw new ArgumentOutOfRangeException(nameof(mode), mode, "unknown resize mode"),
+        };
 
+        Window(source, geometry, size, size, normalization, destination, bilinear);
+    }
+
+    /// <summary>The window <paramref name="width"/> x <paramref name="height"/> at (Left, Top) of the image resized to the geometry's size.</summary>
+    private static void Window(in PixelSource source, CropGeometry geometry, int width, int height, NormalizationTable normalization, Span<float> destination, bool bilinear)
+    {
         if (geometry.NoResize(source.Width, source.Height))
-            CropOnly(source, geometry, normalization, destination);
+            CropOnly(source, geometry, width, height, normalization, destination);
         else if (source.Filter == ResizeFilter.Nearest)
-            Nearest(source, geometry, normalization, destination);
+            Nearest(source, geometry, width, height, normalization, destination);
         else
-            Bicubic(source, geometry, normalization, destination);
+            Bicubic(source, geometry, width, height, normalization, destination, bilinear);
+    }
+
+    /// <summary>
+    /// open_clip's <c>resize_mode='longest'</c>: <c>ResizeKeepRatio(size, longest=1)</c> (each side divided by the larger
+    /// of side / size, rounded half to even as Python does) and <c>CenterCropOrPad(size, fill)</c> (pad left/top by half the
+    /// shortfall, rounded down, the rest right/bottom; crop a side that came out longer than the size as the centre crop does).
+    /// </summary>
+    private static void RunLongest(in PixelSource source, int size, NormalizationTable normalization, Span<float> destination, bool bilinear, byte fill)
+    {
+        var (resizedWidth, resizedHeight) = LongestSize(source.Width, source.Height, size);
+        var (left, padLeft, width) = Axis(resizedWidth, size);
+        var (top, padTop, height) = Axis(resizedHeight, size);
+        var geometry = new CropGeometry(resizedWidth, resizedHeight, left, top, size);
+        int area = width * height, full = size * size;
+        float[] window = ArrayPool<float>.Shared.Rent(3 * area);
+        try
+        {
+            Window(source, geometry, width, height, normalization, window.AsSpan(0, 3 * area), bilinear);
+            for (int c = 0; c < 3; c++)
+            {
+                var plane = destination.Slice(c * full, full);
+                plane.Fill(normalization[c, fill]);
+                for (int y = 0; y < height; y++)
+                    window.AsSpan(c * area + y * width, width).CopyTo(plane.Slice((padTop + y) * size + padLeft, width));
+            }
+        }
+        finally
+        {
+            ArrayPool<float>.Shared.Return(window);
+        }
+
+        static (int Start, int Pad, int Count) Axis(int resized, int size) => resized <= size
+            ? (0, (size - resized) / 2, resized)
+            : ((int)Math.Round((resized - size) / 2.0), 0, size);
+    }
+
+    /// <summary>open_clip's <c>ResizeKeepRatio</c> with <c>longest=1</c>: both sides divided by max(h / size, w / size), rounded half to even.</summary>
+    internal static (int Width, int Height) LongestSize(int width, int height, int size)
+    {
+        double ratio = Math.Max((double)height / size, (double)width / size);
+        int w = (int)Math.Round(width / ratio, MidpointRounding.ToEven);
+        int h = (int)Math.Round(height / ratio, MidpointRounding.ToEven);
+        return (Math.Max(1, w), Math.Max(1, h));
     }
 
     private static (int R, int G, int B) ColorOffsets(PixelLayout layout) => layout == PixelLayout.Bgra32 ? (2, 1, 0) : (0, 1, 2);
 
     // Pillow returns an image of the requested size untouched (no premultiplied round trip), so the
     // crop reads the pixels as they are.
-    private static void CropOnly(in PixelSource source, CropGeometry g, NormalizationTable normalization, Span<float> destination)
+    private static void CropOnly(in PixelSource source, CropGeometry g, int width, int height, NormalizationTable normalization, Span<float> destination)
     {
-        int size = g.Size, area = size * size;
+        int area = width * height;
         byte[] planes = ArrayPool<byte>.Shared.Rent(3 * area);
         try
         {
             var pixels = source.Pixels;
             var (ro, go, bo) = ColorOffsets(source.Layout);
             int bpp = source.BytesPerPixel;
-            for (int i = 0; i < size; i++)
+            for (int i = 0; i < height; i++)
             {
                 int rowStart = (g.Top + i) * source.RowBytes + g.Left * bpp;
-                for (int j = 0; j < size; j++)
+                for (int j = 0; j < width; j++)
                 {
-                    int p = rowStart + j * bpp, o = i * size + j;
+                    int p = rowStart + j * bpp, o = i * width + j;
                     if (bpp == 1)
                     {
                         planes[o] = planes[area + o] = planes[2 * area + o] = pixels[p];
@@ -97,11 +160,11 @@ internal static unsafe class ClipPixelPipeline
         return indices;
     }
 
-    private static void Nearest(in PixelSource source, CropGeometry g, NormalizationTable normalization, Span<float> destination)
+    private static void Nearest(in PixelSource source, CropGeometry g, int width, int height, NormalizationTable normalization, Span<float> destination)
     {
-        int size = g.Size, area = size * size;
-        var columns = NearestIndices(source.Width, g.ResizedWidth, g.Left, size);
-        var rows = NearestIndices(source.Height, g.ResizedHeight, g.Top, size);
+        int area = width * height;
+        var columns = NearestIndices(source.Width, g.ResizedWidth, g.Left, width);
+        var rows = NearestIndices(source.Height, g.ResizedHeight, g.Top, height);
         byte[] planes = ArrayPool<byte>.Shared.Rent(3 * area);
         try
         {
@@ -109,12 +172,12 @@ internal static unsafe class ClipPixelPipeline
             var (ro, go, bo) = ColorOffsets(source.Layout);
             int bpp = source.BytesPerPixel;
             bool premultiplied = source.Alpha == AlphaHandling.Premultiplied;
-            for (int i = 0; i < size; i++)
+            for (int i = 0; i < height; i++)
             {
                 int rowStart = rows[i] * source.RowBytes;
-                for (int j = 0; j < size; j++)
+                for (int j = 0; j < width; j++)
                 {
-                    int p = rowStart + columns[j] * bpp, o = i * size + j;
+                    int p = rowStart + columns[j] * bpp, o = i * width + j;
                     if (bpp == 1)
                     {
                         planes[o] = planes[area + o] = planes[2 * area + o] = pixels[p];
@@ -137,16 +200,16 @@ internal static unsafe class ClipPixelPipeline
         }
     }
 
-    private static void Bicubic(in PixelSource source, CropGeometry g, NormalizationTable normalization, Span<float> destination)
+    private static void Bicubic(in PixelSource source, CropGeometry g, int width, int height, NormalizationTable normalization, Span<float> destination, bool bilinear = false)
     {
-        int size = g.Size, area = size * size;
-        var horizontal = ResampleKernel.Bicubic(source.Width, g.ResizedWidth, g.Left, size);
-        var vertical = ResampleKernel.Bicubic(source.Height, g.ResizedHeight, g.Top, size);
+        int area = width * height;
+        var horizontal = ResampleKernel.Create(source.Width, g.ResizedWidth, g.Left, width, bilinear);
+        var vertical = ResampleKernel.Create(source.Height, g.ResizedHeight, g.Top, height, bilinear);
 
         // The source rows the cropped output rows read.
         int rowFirst = vertical.First[0];
         int rowEnd = 0;
-        for (int i = 0; i < size; i++) rowEnd = Math.Max(rowEnd, vertical.First[i] + vertical.Count[i]);
+        for (int i = 0; i < height; i++) rowEnd = Math.Max(rowEnd, vertical.First[i] + vertical.Count[i]);
         int rowCount = rowEnd - rowFirst;
 
         bool gray = source.Layout == PixelLayout.Gray8;
@@ -156,7 +219,7 @@ internal static unsafe class ClipPixelPipeline
         ReadOnlySpan<int> offsets = [ro, go, bo, 3];
 
         byte[]? premultiplied = null;
-        byte[] temp = ArrayPool<byte>.Shared.Rent(planeCount * rowCount * size);
+        byte[] temp = ArrayPool<byte>.Shared.Rent(planeCount * rowCount * width);
         byte[] output = ArrayPool<byte>.Shared.Rent(Math.Max(planeCount, 3) * area);
         try
         {
@@ -183,7 +246,7 @@ internal static unsafe class ClipPixelPipeline
                         BicubicPasses.Horizontal4(rows, rowBytes, rowOffset, rowCount, horizontal, tempPtr, planeCount, offsets);
                 }
                 for (int p = 0; p < planeCount; p++)
-                    BicubicPasses.Vertical(tempPtr + p * rowCount * size, size, rowFirst, vertical, outputPtr + p * area);
+                    BicubicPasses.Vertical(tempPtr + p * rowCount * width, width, rowFirst, vertical, outputPtr + p * area);
             }
 
             if (withAlpha)

@@ -28,7 +28,7 @@ internal sealed class ResampleKernel
     // Kernels depend only on the lengths and the window; photos come in a few sizes, so a small
     // shared cache serves nearly every call. It is dropped wholesale when it grows past this many entries.
     private const int CacheLimit = 512;
-    private static readonly ConcurrentDictionary<(int In, int Out, int First, int Count), ResampleKernel> Cache = new();
+    private static readonly ConcurrentDictionary<(int In, int Out, int First, int Count, bool Bilinear), ResampleKernel> Cache = new();
 
     private ResampleKernel(int inSize, int outSize, int outFirst, int maxTaps, int[] first, int[] count, int[] weights)
     {
@@ -67,11 +67,15 @@ internal sealed class ResampleKernel
     /// indices <paramref name="outFirst"/> .. + <paramref name="outCount"/>; shared and cached. Only the
     /// window is computed: an extreme aspect ratio can resize the long side to millions of pixels.
     /// </summary>
-    public static ResampleKernel Bicubic(int inSize, int outSize, int outFirst, int outCount)
+    public static ResampleKernel Bicubic(int inSize, int outSize, int outFirst, int outCount) =>
+        Create(inSize, outSize, outFirst, outCount, bilinear: false);
+
+    /// <summary>As <see cref="Bicubic"/>, or with Pillow's bilinear (triangle) filter when <paramref name="bilinear"/> is set.</summary>
+    public static ResampleKernel Create(int inSize, int outSize, int outFirst, int outCount, bool bilinear)
     {
-        var key = (inSize, outSize, outFirst, outCount);
+        var key = (inSize, outSize, outFirst, outCount, bilinear);
         if (Cache.TryGetValue(key, out var kernel)) return kernel;
-        kernel = Compute(inSize, outSize, outFirst, outCount);
+        kernel = Compute(inSize, outSize, outFirst, outCount, bilinear);
         if (Cache.Count >= CacheLimit) Cache.Clear();
         Cache.TryAdd(key, kernel);
         return kernel;
@@ -89,14 +93,21 @@ internal sealed class ResampleKernel
 
     internal static ResampleKernel Compute(int inSize, int outSize) => Compute(inSize, outSize, 0, outSize);
 
-    internal static ResampleKernel Compute(int inSize, int outSize, int outFirst, int outCount)
+    /// <summary>Pillow's bilinear kernel (a triangle of support 1).</summary>
+    internal static double Triangle(double x)
+    {
+        if (x < 0.0) x = -x;
+        return x < 1.0 ? 1.0 - x : 0.0;
+    }
+
+    internal static ResampleKernel Compute(int inSize, int outSize, int outFirst, int outCount, bool bilinear = false)
     {
         if (inSize <= 0 || outSize <= 0) throw new ArgumentOutOfRangeException(nameof(inSize), $"cannot resize {inSize} pixels to {outSize}");
         if (outFirst < 0 || outCount <= 0 || outFirst > outSize - outCount) throw new ArgumentOutOfRangeException(nameof(outFirst), $"window {outFirst}+{outCount} outside 0..{outSize}");
         // Pillow passes the box as floats; for whole-image boxes (0, inSize) the difference is exact.
         double scale = (double)inSize / outSize;
         double filterScale = Math.Max(scale, 1.0);
-        double support = BicubicSupport * filterScale;
+        double support = (bilinear ? 1.0 : BicubicSupport) * filterScale;
         int maxTaps = (int)Math.Ceiling(support) * 2 + 1;
 
         var first = new int[outCount];
@@ -118,7 +129,8 @@ internal sealed class ResampleKernel
             double sum = 0.0;
             for (int x = 0; x < xmax; x++)
             {
-                double w = Cubic(((x + xmin) - center + 0.5) * inverseFilterScale);
+                double u = ((x + xmin) - center + 0.5) * inverseFilterScale;
+                double w = bilinear ? Triangle(u) : Cubic(u);
                 taps[x] = w;
                 sum += w;
             }

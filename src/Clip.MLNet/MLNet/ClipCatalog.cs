@@ -137,7 +137,7 @@ public static class ClipCatalog
     private static ClipTokenizer TokenizerOf(ClipModel model, ClipTokenizer? tokenizer)
     {
         ArgumentNullException.ThrowIfNull(model);
-        return tokenizer ?? model.Tokenizer ?? throw new ArgumentException(
+        return tokenizer ?? model.Tokenizer ?? throw new ArgumentException(model.MissingTokenizer ??
             "The model carries no tokenizer: pass one (ClipTokenizer.Load(\"bpe_simple_vocab_16e6.txt.gz\")), " +
             "or load the model with ClipLoadOptions.VocabularyPath (Hugging Face folders bring their own).", nameof(tokenizer));
     }

@@ -61,8 +61,7 @@ public sealed class ClipImageEmbeddingTransformer : ClipTransformerBase
     {
         Model = model;
         Options = options;
-        var preprocessor = new ClipImagePreprocessor(model.ImageResolution);
-        if (options.MaxImagePixels is { } max) preprocessor = new ClipImagePreprocessor(model.ImageResolution) { MaxPixels = max };
+        var preprocessor = model.CreateImagePreprocessor(options.MaxImagePixels);
         stage = new Stage(model, preprocessor, options);
     }
 

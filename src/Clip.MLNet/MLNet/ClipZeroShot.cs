@@ -93,7 +93,8 @@ public sealed class ClipZeroShotEstimator : IEstimator<ClipZeroShotTransformer>
 
 /// <summary>
 /// CLIP zero-shot classification as an ML.NET transformer: <c>Score</c> holds <c>softmax(logit_scale × cos)</c>
-/// over the classes, <c>PredictedLabel</c> the argmax as a key over the class names. Batched; safe to use
+/// over the classes (for sigmoid-scored models such as SigLIP, each class's own <c>sigmoid(logit_scale × cos + logit_bias)</c>;
+/// see <see cref="ZeroShotClassifier.Scoring"/>), <c>PredictedLabel</c> the argmax as a key over the class names. Batched; safe to use
 /// from several threads; dispose it to free the class embeddings.
 /// </summary>
 public sealed class ClipZeroShotTransformer : ClipTransformerBase
@@ -105,9 +106,7 @@ public sealed class ClipZeroShotTransformer : ClipTransformerBase
         Model = model;
         Classifier = classifier;
         Options = options;
-        var preprocessor = options.MaxImagePixels is { } max
-            ? new ClipImagePreprocessor(model.ImageResolution) { MaxPixels = max }
-            : new ClipImagePreprocessor(model.ImageResolution);
+        var preprocessor = model.CreateImagePreprocessor(options.MaxImagePixels);
         stage = new Stage(model, classifier, preprocessor, options);
     }
 
@@ -139,6 +138,7 @@ public sealed class ClipZeroShotTransformer : ClipTransformerBase
             ["templates"] = new JsonArray(prompts.Templates.Select(t => (JsonNode)JsonValue.Create(t)!).ToArray()),
             ["class_embeddings"] = writer.AddTensors("classes", new Dictionary<string, Tensor> { ["weights"] = Classifier.Weights.cpu() }),
             ["logit_scale"] = Classifier.LogitScale,
+            ["logit_bias"] = Classifier.LogitBias,
             ["input_column"] = o.InputColumnName,
             ["score_column"] = o.ScoreColumnName,
             ["predicted_label_column"] = o.PredictedLabelColumnName,
@@ -180,7 +180,7 @@ public sealed class ClipZeroShotTransformer : ClipTransformerBase
         ZeroShotClassifier classifier;
         try
         {
-            classifier = ZeroShotClassifier.FromWeights(prompts, tensors["weights"].to(model.Device), (float)state["logit_scale"]!);
+            classifier = ZeroShotClassifier.FromWeights(prompts, tensors["weights"].to(model.Device), (float)state["logit_scale"]!, (float?)state["logit_bias"]);
         }
         finally
         {

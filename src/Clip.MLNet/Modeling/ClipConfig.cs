@@ -48,8 +48,83 @@ public sealed record ClipConfig
     public int TextLayers { get; init; }
     /// <summary>Hidden width of the text MLPs.</summary>
     public int TextMlpWidth { get; init; }
-    /// <summary>MLP activation of both towers.</summary>
+    /// <summary>MLP activation of both towers (unless <see cref="VisionActivation"/> or <see cref="TextActivation"/> says otherwise).</summary>
     public ClipActivation Activation { get; init; } = ClipActivation.QuickGelu;
+
+    /// <summary>
+    /// The timm model the image tower is built as (for example <c>vit_base_patch16_siglip_224</c>), with its
+    /// weights under <c>visual.trunk.*</c> in timm's names; null for OpenAI's layout (<c>visual.conv1</c>, ...).
+    /// Set from open_clip configs (<c>vision_cfg.timm_model_name</c>) with the sizes of the named model and
+    /// <c>timm_model_kwargs</c> applied.
+    /// </summary>
+    public string? TimmModelName { get; init; }
+
+    /// <summary>
+    /// The kind of timm tower: <c>vit</c> (timm's <c>VisionTransformer</c>: SigLIP) or <c>eva02</c> (timm's <c>Eva</c> as
+    /// the EVA02-CLIP models build it: rotary embeddings, SwiGLU, inner LayerNorms, timm's head as the projection).
+    /// </summary>
+    public string VisionTimmFamily { get; init; } = "vit";
+
+    /// <summary>EVA02's rotary embedding reference grid (timm's <c>ref_feat_shape</c>: 16 for the published towers).</summary>
+    public int VisionRopeReferenceGrid { get; init; } = 16;
+
+    /// <summary>Whether the ViT prepends a class token (true for OpenAI's models; false for SigLIP's timm towers).</summary>
+    public bool VisionClassToken { get; init; } = true;
+
+    /// <summary>
+    /// How the image tower pools its tokens: <c>token</c> (the class token), <c>avg</c> (the mean of the patch tokens,
+    /// open_clip's <c>pool_type: avg</c>: CLIPA), <c>map</c> (attention pooling with a learned latent query,
+    /// <c>attn_pool.*</c>, timm towers only: SigLIP).
+    /// </summary>
+    public string VisionPool { get; init; } = "token";
+
+    /// <summary>Whether OpenAI's layout normalizes the embedded tokens before the blocks (<c>ln_pre</c>; open_clip's <c>no_ln_pre</c> turns it off: CLIPA).</summary>
+    public bool VisionLnPre { get; init; } = true;
+
+    /// <summary>Whether <c>ln_post</c> is applied after pooling rather than to every token before it (open_clip's <c>final_ln_after_pool</c>: CLIPA).</summary>
+    public bool VisionFinalLnAfterPool { get; init; }
+
+    /// <summary>Whether a timm image tower normalizes before its blocks (<c>norm_pre</c>, timm's <c>pre_norm</c>).</summary>
+    public bool VisionPreNorm { get; init; }
+
+    /// <summary>LayerNorm epsilon of the image tower (1e-5 in OpenAI's layout, 1e-6 in timm's ViTs).</summary>
+    public double VisionLayerNormEps { get; init; } = 1e-5;
+
+    /// <summary>The image tower's activation when it differs from <see cref="Activation"/>; null: <see cref="Activation"/>.</summary>
+    public ClipActivation? VisionActivation { get; init; }
+
+    /// <summary>Whether the text tower's attention is causal (true for OpenAI's models; false for SigLIP's).</summary>
+    public bool TextCausalMask { get; init; } = true;
+
+    /// <summary>
+    /// Where the text tower reads its features: <c>argmax</c> (the position of the largest id, the end-of-text
+    /// token: OpenAI), <c>last</c> (the last position of the padded sequence: SigLIP), <c>first</c>.
+    /// </summary>
+    public string TextPool { get; init; } = "argmax";
+
+    /// <summary>Whether the text projection is a linear layer with bias (<c>text.text_projection.weight/bias</c>) rather than a plain matrix.</summary>
+    public bool TextProjectionBias { get; init; }
+
+    /// <summary>LayerNorm epsilon of the text tower (1e-5; SigLIP: 1e-6).</summary>
+    public double TextLayerNormEps { get; init; } = 1e-5;
+
+    /// <summary>The text tower's activation when it differs from <see cref="Activation"/>; null: <see cref="Activation"/>.</summary>
+    public ClipActivation? TextActivation { get; init; }
+
+    /// <summary>
+    /// Whether the model has a learned <c>logit_bias</c> (SigLIP families): its logits are
+    /// <c>exp(logit_scale) * cos + logit_bias</c> and each class is scored by a sigmoid, not a softmax.
+    /// </summary>
+    public bool HasLogitBias { get; init; }
+
+    /// <summary>The image tower's effective activation.</summary>
+    internal ClipActivation EffectiveVisionActivation => VisionActivation ?? Activation;
+
+    /// <summary>The text tower's effective activation.</summary>
+    internal ClipActivation EffectiveTextActivation => TextActivation ?? Activation;
+
+    /// <summary>Whether the text tower may stop at the batch's last end-of-text token without changing the result (causal mask and argmax pooling).</summary>
+    internal bool TextTrimmable => TextCausalMask && TextPool == "argmax";
 
     /// <summary>A ViT configuration with the reference's derived values (heads = width/64, MLP = 4 × width).</summary>
     public static ClipConfig VisionTransformerConfig(int embedDim, int imageResolution, int patchSize, int visionWidth, int visionLayers,
@@ -111,7 +186,10 @@ public sealed record ClipConfig
         var textMlp = (int)Shape("text.transformer.resblocks.0.mlp.c_fc.weight")[0];
         var contextLength = (int)Shape("text.positional_embedding")[0];
         var vocab = (int)Shape("text.token_embedding.weight")[0];
-        var embedDim = (int)Shape("text.text_projection")[1];
+        // A plain matrix [width, embed], or (open_clip's proj_bias) a linear layer whose weight is [embed, width].
+        var embedDim = shapes.TryGetValue("text.text_projection.weight", out var linear) && !shapes.ContainsKey("text.text_projection")
+            ? (int)linear[0]
+            : (int)Shape("text.text_projection")[1];
 
         if (shapes.ContainsKey("visual.proj"))
         {
@@ -180,12 +258,27 @@ public sealed record ClipConfig
         Positive(TextMlpWidth, "transformer_mlp_width");
         if (TextLayers < 0) throw new ArgumentException("CLIP config: transformer_layers must not be negative.");
         if (TextWidth % TextHeads != 0) throw new ArgumentException($"CLIP config: transformer_width {TextWidth} is not divisible by {TextHeads} heads.");
+        if (TextPool is not ("argmax" or "last" or "first"))
+            throw new ArgumentException($"CLIP config: text pool_type '{TextPool}' is not supported (argmax, last or first).");
+        if (VisionTimmFamily is not ("vit" or "eva02"))
+            throw new ArgumentException($"CLIP config: timm tower family '{VisionTimmFamily}' is not supported (vit or eva02).");
+        if (VisionTimmFamily == "eva02" && (VisionPool != "token" || !VisionClassToken))
+            throw new ArgumentException("CLIP config: EVA02 towers pool their class token.");
+        if (VisionPool is not ("token" or "map" or "avg"))
+            throw new ArgumentException($"CLIP config: vision pool '{VisionPool}' is not supported (token, avg or map).");
+        if (TimmModelName is null && (!VisionClassToken || VisionPool == "map"))
+            throw new ArgumentException("CLIP config: OpenAI's image tower layout has a class token and pools it or the patch tokens' mean; attention pooling needs a timm tower.");
+        if (TimmModelName is not null && VisionPool == "avg")
+            throw new ArgumentException("CLIP config: average pooling of timm towers (with timm's fc_norm) is not supported.");
+        if (VisionPool == "token" && !VisionClassToken)
+            throw new ArgumentException("CLIP config: the image tower pools its class token but has none.");
         if (VisionArchitecture == VisionArchitecture.VisionTransformer)
         {
             if (VisionLayers.Count != 1) throw new ArgumentException("CLIP config: a ViT has one vision_layers value.");
             Positive(VisionPatchSize ?? 0, "vision_patch_size");
             Positive(VisionMlpWidth, "vision_mlp_width");
-            if (ImageResolution % VisionPatchSize!.Value != 0)
+            // timm's patch embedding floors (SO400M/14 at 384 px sees 27 x 27 patches, the last 6 pixels unused); OpenAI's layout does not allow it.
+            if (TimmModelName is null && ImageResolution % VisionPatchSize!.Value != 0)
                 throw new ArgumentException($"CLIP config: image_resolution {ImageResolution} is not a multiple of the patch size {VisionPatchSize}.");
             if (VisionWidth % VisionHeads != 0) throw new ArgumentException($"CLIP config: vision_width {VisionWidth} is not divisible by {VisionHeads} heads.");
         }
@@ -204,7 +297,9 @@ public sealed record ClipConfig
     /// </summary>
     public string Describe()
     {
-        var image = VisionArchitecture == VisionArchitecture.VisionTransformer
+        var image = TimmModelName is not null
+            ? $"timm {TimmModelName} (width {VisionWidth}, {VisionLayers[0]} layers, patch {VisionPatchSize}, {ImageResolution}px, {VisionPool} pooling)"
+            : VisionArchitecture == VisionArchitecture.VisionTransformer
             ? $"ViT (width {VisionWidth}, {VisionLayers[0]} layers, patch {VisionPatchSize}, {ImageResolution}px)"
             : $"ModifiedResNet (width {VisionWidth}, stages [{string.Join(", ", VisionLayers)}], {ImageResolution}px)";
         return $"{image}; text (width {TextWidth}, {TextLayers} layers); embed {EmbedDim}";
@@ -232,6 +327,22 @@ public sealed record ClipConfig
             ["transformer_mlp_width"] = TextMlpWidth,
             ["activation"] = Activation.ToConfigName(),
         };
+        // Keys of the other families only where they differ from OpenAI's layout, so OpenAI configs keep their JSON.
+        if (TimmModelName is not null) o["timm_model_name"] = TimmModelName;
+        if (VisionTimmFamily != "vit") { o["vision_timm_family"] = VisionTimmFamily; o["vision_rope_reference_grid"] = VisionRopeReferenceGrid; }
+        if (!VisionClassToken) o["vision_class_token"] = false;
+        if (VisionPool != "token") o["vision_pool"] = VisionPool;
+        if (VisionPreNorm) o["vision_pre_norm"] = true;
+        if (!VisionLnPre) o["vision_ln_pre"] = false;
+        if (VisionFinalLnAfterPool) o["vision_final_ln_after_pool"] = true;
+        if (VisionLayerNormEps != 1e-5) o["vision_ln_eps"] = VisionLayerNormEps;
+        if (VisionActivation is { } va) o["vision_activation"] = va.ToConfigName();
+        if (!TextCausalMask) o["text_causal_mask"] = false;
+        if (TextPool != "argmax") o["text_pool"] = TextPool;
+        if (TextProjectionBias) o["text_proj_bias"] = true;
+        if (TextLayerNormEps != 1e-5) o["text_ln_eps"] = TextLayerNormEps;
+        if (TextActivation is { } ta) o["text_activation"] = ta.ToConfigName();
+        if (HasLogitBias) o["logit_bias"] = true;
         return o.ToJsonString(new JsonSerializerOptions { WriteIndented = true });
     }
 
@@ -263,9 +374,29 @@ public sealed record ClipConfig
             TextHeads = Int("transformer_heads"),
             TextLayers = Int("transformer_layers"),
             TextMlpWidth = Int("transformer_mlp_width"),
-            Activation = ClipActivationNames.TryParse(actName) ?? throw new InvalidDataException($"CLIP config: unknown activation '{actName}' (expected quick_gelu or gelu)."),
+            Activation = ClipActivationNames.TryParse(actName) ?? throw new InvalidDataException($"CLIP config: unknown activation '{actName}' (expected quick_gelu, gelu or gelu_tanh)."),
+            TimmModelName = (string?)o["timm_model_name"],
+            VisionTimmFamily = (string?)o["vision_timm_family"] ?? "vit",
+            VisionRopeReferenceGrid = o["vision_rope_reference_grid"]?.GetValue<int>() ?? 16,
+            VisionClassToken = o["vision_class_token"]?.GetValue<bool>() ?? true,
+            VisionPool = (string?)o["vision_pool"] ?? "token",
+            VisionPreNorm = o["vision_pre_norm"]?.GetValue<bool>() ?? false,
+            VisionLnPre = o["vision_ln_pre"]?.GetValue<bool>() ?? true,
+            VisionFinalLnAfterPool = o["vision_final_ln_after_pool"]?.GetValue<bool>() ?? false,
+            VisionLayerNormEps = o["vision_ln_eps"]?.GetValue<double>() ?? 1e-5,
+            VisionActivation = Act("vision_activation"),
+            TextCausalMask = o["text_causal_mask"]?.GetValue<bool>() ?? true,
+            TextPool = (string?)o["text_pool"] ?? "argmax",
+            TextProjectionBias = o["text_proj_bias"]?.GetValue<bool>() ?? false,
+            TextLayerNormEps = o["text_ln_eps"]?.GetValue<double>() ?? 1e-5,
+            TextActivation = Act("text_activation"),
+            HasLogitBias = o["logit_bias"]?.GetValue<bool>() ?? false,
         };
         return config;
+
+        ClipActivation? Act(string key) => (string?)o[key] is { } name
+            ? ClipActivationNames.TryParse(name) ?? throw new InvalidDataException($"CLIP config: unknown {key} '{name}'.")
+            : null;
     }
 
     /// <inheritdoc />

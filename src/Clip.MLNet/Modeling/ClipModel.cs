@@ -7,6 +7,15 @@ using Clip.MLNet.Performance;
 
 namespace Clip.MLNet;
 
+/// <summary>How a model turns logits into class probabilities.</summary>
+public enum ClipScoring
+{
+    /// <summary>A softmax over the classes (CLIP's contrastive models).</summary>
+    Softmax,
+    /// <summary>Each class's own sigmoid of its logit, bias included (SigLIP's sigmoid-loss models).</summary>
+    Sigmoid,
+}
+
 /// <summary>
 /// A CLIP model: an image tower (<c>visual</c>), a text tower (<c>text</c>) and the learned
 /// temperature (<c>logit_scale</c>). Computes what OpenAI's reference computes; load weights with
@@ -22,18 +31,29 @@ public sealed partial class ClipModel : nn.Module<Tensor, Tensor, (Tensor Logits
     private readonly ImageEncoder visual;
     private readonly TextTransformer text;
     private readonly Parameter logit_scale;
+    private readonly Parameter? logit_bias;
 
     private ClipModel(ClipConfig config, Device? device) : base(Initialized(nameof(ClipModel)))
     {
         config.Validate();
         Config = config;
-        visual = config.VisionArchitecture == VisionArchitecture.VisionTransformer
+        visual = config.TimmModelName is not null
+            ? new TimmVisionTower(config, device)
+            : config.VisionArchitecture == VisionArchitecture.VisionTransformer
             ? new VisionTransformer(config.ImageResolution, config.VisionPatchSize!.Value, config.VisionWidth, config.VisionLayers[0],
-                config.VisionHeads, config.VisionMlpWidth, config.EmbedDim, config.Activation, device)
+                config.VisionHeads, config.VisionMlpWidth, config.EmbedDim, config.EffectiveVisionActivation, device,
+                config.VisionLnPre, config.VisionPool, config.VisionFinalLnAfterPool)
             : new ModifiedResNet(config.VisionLayers, config.EmbedDim, config.VisionHeads, config.ImageResolution, config.VisionWidth, device);
         text = new TextTransformer(config.ContextLength, config.VocabSize, config.TextWidth, config.TextLayers, config.TextHeads,
-            config.TextMlpWidth, config.EmbedDim, config.Activation, device);
+            config.TextMlpWidth, config.EmbedDim, config.EffectiveTextActivation, device,
+            config.TextCausalMask, config.TextPool, config.TextProjectionBias, config.TextLayerNormEps);
         logit_scale = new Parameter(torch.full(Array.Empty<long>(), Math.Log(1 / 0.07), device: device));
+        // SigLIP's initialisation: logit_scale log(10), logit_bias -10.
+        if (config.HasLogitBias)
+        {
+            using (torch.no_grad()) logit_scale.fill_(Math.Log(10));
+            logit_bias = new Parameter(torch.full(Array.Empty<long>(), -10.0, device: device));
+        }
         RegisterComponents();
         Device = device ?? torch.CPU;
         eval();
@@ -61,8 +81,31 @@ public sealed partial class ClipModel : nn.Module<Tensor, Tensor, (Tensor Logits
     }
 
     /// <summary>
+    /// The learned <c>logit_bias</c> added to the scaled cosine similarities, for models that have one
+    /// (SigLIP families, scored with a sigmoid); null for the others.
+    /// </summary>
+    public float? LogitBias
+    {
+        get
+        {
+            if (logit_bias is null) return null;
+            using var _ = torch.no_grad();
+            using var b = logit_bias.detach().to(ScalarType.Float32);
+            return b.item<float>();
+        }
+    }
+
+    /// <summary>
+    /// How this model's logits become class probabilities: <see cref="ClipScoring.Sigmoid"/> (one independent
+    /// probability per class) for models with a <see cref="LogitBias"/>, else <see cref="ClipScoring.Softmax"/>.
+    /// </summary>
+    public ClipScoring Scoring => logit_bias is null ? ClipScoring.Softmax : ClipScoring.Sigmoid;
+
+    /// <summary>
     /// Whether text batches run only up to their longest sequence (default true). The results are
-    /// identical either way: attention is causal and pooling reads the end-of-text position.
+    /// identical either way: attention is causal and pooling reads the end-of-text position. Towers
+    /// without a causal mask or that pool the last position (SigLIP) always run the whole context,
+    /// whatever this is set to, since trimming would change their output.
     /// </summary>
     public bool TrimText
     {
@@ -104,6 +147,7 @@ public sealed partial class ClipModel : nn.Module<Tensor, Tensor, (Tensor Logits
     internal ImageEncoder Visual => visual;
     internal TextTransformer Text => text;
     internal Parameter LogitScaleParameter => logit_scale;
+    internal Parameter? LogitBiasParameter => logit_bias;
 
     /// <summary>Creates a model with the reference's random initialisation.</summary>
     /// <param name="config">The hyper-parameters.</param>
@@ -143,6 +187,7 @@ public sealed partial class ClipModel : nn.Module<Tensor, Tensor, (Tensor Logits
         var image = Normalize(visual.forward(pixels.to(ComputeType, Device)).to(ScalarType.Float32));
         var txt = Normalize(text.forward(tokens.to(ScalarType.Int64, Device)).to(ScalarType.Float32));
         var perImage = logit_scale.to(ScalarType.Float32).exp() * image.matmul(txt.t());
+        if (logit_bias is not null) perImage = perImage + logit_bias.to(ScalarType.Float32);
         var perText = perImage.t();
         return (scope.MoveToOuter(perImage), scope.MoveToOuter(perText));
     }
@@ -154,13 +199,25 @@ public sealed partial class ClipModel : nn.Module<Tensor, Tensor, (Tensor Logits
         return forward(pixels, tokens);
     }
 
-    /// <summary>Logits from features already computed: <c>exp(logit_scale)</c> × cosine similarities.</summary>
+    /// <summary>Logits from features already computed: <c>exp(logit_scale)</c> × cosine similarities (+ <see cref="LogitBias"/> where the model has one).</summary>
     public Tensor LogitsFromFeatures(Tensor imageFeatures, Tensor textFeatures)
     {
         using var _ = torch.no_grad();
         using var scope = NewDisposeScope();
         var scale = LogitScale;
-        return scope.MoveToOuter(Normalize(imageFeatures).matmul(Normalize(textFeatures).t()) * scale);
+        var logits = Normalize(imageFeatures).matmul(Normalize(textFeatures).t()) * scale;
+        if (LogitBias is { } bias) logits = logits + bias;
+        return scope.MoveToOuter(logits);
+    }
+
+    /// <summary>
+    /// Class probabilities from logits <c>[N, C]</c> with this model's <see cref="Scoring"/>: a softmax over
+    /// the classes, or each class's sigmoid (SigLIP).
+    /// </summary>
+    public Tensor ProbabilitiesFromLogits(Tensor logits)
+    {
+        using var _ = torch.no_grad();
+        return Scoring == ClipScoring.Sigmoid ? torch.sigmoid(logits) : logits.softmax(-1);
     }
 
     /// <summary>L2-normalizes the rows of <paramref name="features"/> (as the reference: x / ||x||).</summary>

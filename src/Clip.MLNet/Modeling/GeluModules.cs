@@ -25,3 +25,21 @@ internal sealed class ExactGelu : nn.Module<Tensor, Tensor>
 
     public override Tensor forward(Tensor x) => nn.functional.gelu(x);
 }
+
+/// <summary>
+/// GELU with the tanh approximation, as <c>torch.nn.GELU(approximate='tanh')</c>:
+/// <c>0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3)))</c>.
+/// </summary>
+internal sealed class TanhGelu : nn.Module<Tensor, Tensor>
+{
+    private static readonly double Beta = Math.Sqrt(2.0 / Math.PI);
+
+    public TanhGelu() : base(nameof(TanhGelu)) { }
+
+    public override Tensor forward(Tensor x)
+    {
+        using var scope = NewDisposeScope();
+        var inner = (x * x).mul_(0.044715).add_(1.0).mul_(x).mul_(Beta);
+        return scope.MoveToOuter(inner.tanh_().add_(1.0).mul_(x).mul_(0.5));
+    }
+}

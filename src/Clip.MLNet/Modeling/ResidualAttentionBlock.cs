@@ -10,13 +10,13 @@ internal sealed class ResidualAttentionBlock : nn.Module<Tensor, Tensor>
     private readonly Mlp mlp;
     private readonly ClipLayerNorm ln_2;
 
-    public ResidualAttentionBlock(long width, long heads, long mlpWidth, ClipActivation activation, bool causal, Device? device = null)
+    public ResidualAttentionBlock(long width, long heads, long mlpWidth, ClipActivation activation, bool causal, Device? device = null, double eps = 1e-5)
         : base(nameof(ResidualAttentionBlock))
     {
         attn = new MultiheadSelfAttention(width, heads, causal, device);
-        ln_1 = new ClipLayerNorm(width, device: device);
+        ln_1 = new ClipLayerNorm(width, eps, device: device);
         mlp = new Mlp(width, mlpWidth, activation, device);
-        ln_2 = new ClipLayerNorm(width, device: device);
+        ln_2 = new ClipLayerNorm(width, eps, device: device);
         RegisterComponents();
     }
 

@@ -8,12 +8,12 @@ internal sealed class Transformer : nn.Module<Tensor, Tensor>
 {
     private readonly ModuleList<ResidualAttentionBlock> resblocks;
 
-    public Transformer(long width, long layers, long heads, long mlpWidth, ClipActivation activation, bool causal, Device? device = null)
+    public Transformer(long width, long layers, long heads, long mlpWidth, ClipActivation activation, bool causal, Device? device = null, double eps = 1e-5)
         : base(nameof(Transformer))
     {
         resblocks = new ModuleList<ResidualAttentionBlock>();
         for (long i = 0; i < layers; i++)
-            resblocks.Add(new ResidualAttentionBlock(width, heads, mlpWidth, activation, causal, device));
+            resblocks.Add(new ResidualAttentionBlock(width, heads, mlpWidth, activation, causal, device, eps));
         RegisterComponents();
     }
 

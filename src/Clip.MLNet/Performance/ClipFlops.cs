@@ -49,9 +49,20 @@ public static class ClipFlops
         long patch = c.VisionPatchSize!.Value;
         long grid = c.ImageResolution / patch;
         long w = c.VisionWidth;
-        long tokens = grid * grid + 1;
+        long tokens = grid * grid + (c.VisionClassToken ? 1 : 0);
         long conv = grid * grid * 3 * patch * patch * w;
-        return conv + c.VisionLayers[0] * TransformerBlockMacs(tokens, w, c.VisionMlpWidth) + w * c.EmbedDim;
+        if (c.VisionTimmFamily == "eva02")
+        {
+            // SwiGLU: two input projections to the hidden width and one back; timm's head is the projection.
+            long block = tokens * 4 * w * w + 2 * tokens * tokens * w + tokens * 3 * w * c.VisionMlpWidth;
+            return conv + c.VisionLayers[0] * block + w * c.EmbedDim;
+        }
+        long blocks = conv + c.VisionLayers[0] * TransformerBlockMacs(tokens, w, c.VisionMlpWidth);
+        if (c.TimmModelName is null) return blocks + w * c.EmbedDim;
+        if (c.VisionPool != "map") return blocks;
+        // Attention pooling: q of the latent, k/v of every token, attention of one query, proj, and the pool's MLP.
+        long pool = w * w + tokens * 2 * w * w + 2 * tokens * w + w * w + 2 * w * c.VisionMlpWidth;
+        return blocks + pool;
     }
 
     private static long ResNetMacs(ClipConfig c)

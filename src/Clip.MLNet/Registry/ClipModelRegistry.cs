@@ -79,7 +79,13 @@ public sealed partial class ClipModelRegistry
             foreach (var node in root["models"] as JsonArray ?? throw new InvalidDataException("'models' must be an array"))
             {
                 var model = ClipPretrainedModel.Parse(node as JsonObject ?? throw new InvalidDataException("each model must be an object"));
-                if (!vocabularies.ContainsKey(model.Tokenizer))
+                if (model.Tokenizer == ClipPretrainedModel.SourceTokenizer)
+                {
+                    // The tokenizer is a SentencePiece file of the hub folder itself (SigLIP's spiece.model, SigLIP2's tokenizer.model).
+                    if (model.Sources.Any(s => s.Kind != ClipSourceKind.HuggingFaceHub || !s.Files.Any(f => Weights.OpenClipTokenizers.SentencePieceFiles.Contains(f.Path))))
+                        throw new InvalidDataException($"model '{model.Name}' takes its tokenizer from its sources, so each must be a hub source listing {string.Join(" or ", Weights.OpenClipTokenizers.SentencePieceFiles)}");
+                }
+                else if (!vocabularies.ContainsKey(model.Tokenizer))
                     throw new InvalidDataException($"model '{model.Name}' names the tokenizer '{model.Tokenizer}', which the registry's 'vocabularies' lack");
                 models.Add(model);
             }
@@ -170,8 +176,14 @@ public sealed class ClipPretrainedModel
     /// <summary>The MLP activation the model was trained with (weights do not record it).</summary>
     public ClipActivation Activation { get; }
 
-    /// <summary>The tokenizer vocabulary, a key of <see cref="ClipModelRegistry.Vocabularies"/> (<c>clip-bpe</c>: CLIP's BPE).</summary>
+    /// <summary>
+    /// The tokenizer vocabulary, a key of <see cref="ClipModelRegistry.Vocabularies"/> (<c>clip-bpe</c>: CLIP's BPE), or
+    /// <see cref="SourceTokenizer"/> when the model's hub folder carries its own (SigLIP's SentencePiece models).
+    /// </summary>
     public string Tokenizer { get; }
+
+    /// <summary>The <see cref="Tokenizer"/> value of models whose hub folder carries the tokenizer file (<c>spiece.model</c>, <c>tokenizer.model</c>).</summary>
+    public const string SourceTokenizer = "source";
 
     /// <summary>Where the files come from, tried in order; any one complete source is enough.</summary>
     public IReadOnlyList<ClipModelSource> Sources { get; }

@@ -129,12 +129,16 @@ public static class ClipPretrained
         if (options.VocabularyPath is { } own) return own;
         var registry = ResolveRegistry(options);
         var model = registry.Get(name);
+        if (model.Tokenizer == ClipPretrainedModel.SourceTokenizer)
+            throw new NotSupportedException($"the tokenizer of {model.Name} is the SentencePiece model in its hub folder, not a separate vocabulary: " +
+                "download the model (ClipModel.FromPretrained) and use its Tokenizer, or tokenize with the downloaded folder (clip tokenize --model FOLDER)");
         return await FetchVocabularyAsync(new Session(options, model.Name), registry, model).ConfigureAwait(false);
     }
 
     private static async Task<ClipPretrainedFiles> WithVocabularyAsync(Session session, ClipModelRegistry registry, ClipPretrainedModel model, ClipModelSource source, string path)
     {
-        bool bringsOwn = source.Files.Any(f => f.Path == "vocab.json") && source.Files.Any(f => f.Path == "merges.txt");
+        bool bringsOwn = (source.Files.Any(f => f.Path == "vocab.json") && source.Files.Any(f => f.Path == "merges.txt"))
+            || model.Tokenizer == ClipPretrainedModel.SourceTokenizer;
         string? vocabulary = session.Options.VocabularyPath is null && !bringsOwn
             ? await FetchVocabularyAsync(session, registry, model).ConfigureAwait(false)
             : null;

@@ -33,6 +33,38 @@ internal static class ClipTextCleaner
         return PythonLower(CollapseWhitespace(text));
     }
 
+    /// <summary>
+    /// open_clip's text cleaning for Hugging Face tokenizers (<c>tokenizer_kwargs.clean</c>): <c>canonicalize</c>
+    /// (basic clean, '_' to space, ASCII punctuation removed, lower case, whitespace collapsed: SigLIP),
+    /// <c>lower</c> (basic clean, whitespace collapsed, lower case), <c>whitespace</c> (basic clean, whitespace
+    /// collapsed). Basic clean is ftfy's fixes and HTML unescaping twice, as for CLIP.
+    /// </summary>
+    /// <exception cref="ArgumentException">The rule is none of these.</exception>
+    public static string CleanAs(string text, string? rule)
+    {
+        text = ReplaceLoneSurrogates(text);
+        text = FixText(text);
+        text = PythonHtml.Unescape(PythonHtml.Unescape(text));
+        switch (rule ?? "whitespace")
+        {
+            case "canonicalize":
+                var sb = new StringBuilder(text.Length);
+                foreach (char c in text)
+                {
+                    if (c == '_') sb.Append(' ');
+                    else if (c < 128 && char.IsAsciiLetterOrDigit(c) == false && c > ' ' && c != 127) continue;   // string.punctuation
+                    else sb.Append(c);
+                }
+                return CollapseWhitespace(PythonLower(sb.ToString()));
+            case "lower":
+                return PythonLower(CollapseWhitespace(text));
+            case "whitespace":
+                return CollapseWhitespace(text);
+            default:
+                throw new ArgumentException($"unknown text cleaning rule '{rule}' (canonicalize, lower or whitespace)", nameof(rule));
+        }
+    }
+
     private static bool IsPlainAscii(string text)
     {
         foreach (char c in text)

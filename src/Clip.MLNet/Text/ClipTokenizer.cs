@@ -31,6 +31,7 @@ public sealed partial class ClipTokenizer
     private readonly string?[] _tokensById;
     private readonly Dictionary<char, byte> _bytesBySymbol;
     private readonly Lazy<IReadOnlyDictionary<string, string>> _metadata;
+    private readonly SentencePieceText? _spm;
 
     private ClipTokenizer(ClipBpeVocabulary vocabulary, int contextLength)
     {
@@ -77,6 +78,43 @@ public sealed partial class ClipTokenizer
         _bytesBySymbol = ClipBpeVocabulary.ByteSymbols.ToDictionary(e => e.Symbol, e => e.Byte);
         _metadata = new Lazy<IReadOnlyDictionary<string, string>>(BuildMetadata);
     }
+
+    private const string SentencePieceKind = "sentencepiece";
+
+    private ClipTokenizer(SentencePieceText spm)
+    {
+        _spm = spm;
+        _vocabulary = null!;
+        _tokensById = Array.Empty<string?>();
+        _bytesBySymbol = new Dictionary<char, byte>();
+        ContextLength = spm.ContextLength;
+        StartOfText = -1;
+        EndOfText = spm.EndOfSentence;
+        BpeTokenizer = null!;
+        _metadata = new Lazy<IReadOnlyDictionary<string, string>>(BuildMetadata);
+    }
+
+    /// <summary>
+    /// Loads a SentencePiece model (SigLIP's T5 <c>spiece.model</c>, unigram; SigLIP2's Gemma <c>tokenizer.model</c>, BPE
+    /// with byte fallback) with open_clip's wrapper rule: clean the text as <paramref name="clean"/> says, encode, keep at
+    /// most <paramref name="contextLength"/> - 1 pieces, append the end-of-sentence id, pad with 0 to the context. Such a
+    /// tokenizer has no start token (<see cref="StartOfText"/> is -1), <see cref="EndOfText"/> is the model's
+    /// end-of-sentence id and <see cref="BpeTokenizer"/> is null; <see cref="EncodeBpe"/> gives the pieces' ids.
+    /// </summary>
+    /// <param name="path">The SentencePiece model file.</param>
+    /// <param name="contextLength">Ids per encoded text (SigLIP: 64).</param>
+    /// <param name="clean">open_clip's <c>tokenizer_kwargs.clean</c>: <c>canonicalize</c> (SigLIP), <c>lower</c>, <c>whitespace</c> (the default when null).</param>
+    /// <exception cref="FileNotFoundException">The file does not exist.</exception>
+    /// <exception cref="InvalidDataException">The file is not a SentencePiece model, or the rule is unknown; the message names the file.</exception>
+    public static ClipTokenizer FromSentencePiece(string path, int contextLength, string? clean = "canonicalize")
+    {
+        ArgumentNullException.ThrowIfNull(path);
+        if (!File.Exists(path)) throw new FileNotFoundException($"SentencePiece model not found: {path}", path);
+        return new ClipTokenizer(new SentencePieceText(File.ReadAllBytes(path), path, clean, contextLength));
+    }
+
+    /// <summary>Whether this is a SentencePiece tokenizer (<see cref="FromSentencePiece"/>) rather than CLIP's BPE.</summary>
+    public bool IsSentencePiece => _spm is not null;
 
     private int RequireToken(string token) => _vocabulary.Vocabulary.TryGetValue(token, out var id)
         ? id
@@ -155,12 +193,13 @@ public sealed partial class ClipTokenizer
     internal ClipBpeVocabulary Vocabulary => _vocabulary;
 
     /// <summary>The number of tokens in the vocabulary, special tokens included (49408 for CLIP).</summary>
-    public int VocabularySize => _vocabulary.Vocabulary.Count;
+    public int VocabularySize => _spm?.VocabularySize ?? _vocabulary.Vocabulary.Count;
 
     /// <summary>
     /// The Microsoft.ML.Tokenizers tokenizer underneath, with CLIP's cleaning (as its normalizer) and CLIP's word
     /// pattern (as its pre-tokenizer): its ids are <see cref="EncodeBpe"/>'s. Its own <c>Decode</c> drops the
-    /// spaces between words; use <see cref="Decode(IEnumerable{int})"/>.
+    /// spaces between words; use <see cref="Decode(IEnumerable{int})"/>. Null for SentencePiece tokenizers
+    /// (<see cref="IsSentencePiece"/>).
     /// </summary>
     public BpeTokenizer BpeTokenizer { get; }
 
@@ -169,6 +208,7 @@ public sealed partial class ClipTokenizer
     public IReadOnlyList<int> EncodeBpe(string text)
     {
         ArgumentNullException.ThrowIfNull(text);
+        if (_spm is not null) return _spm.EncodePieces(text);
         return BpeTokenizer.EncodeToIds(text);
     }
 
@@ -180,6 +220,12 @@ public sealed partial class ClipTokenizer
     /// <param name="truncate">When false, a text that does not fit throws <see cref="ClipTextTooLongException"/>.</param>
     public int[] Encode(string text, bool truncate = true)
     {
+        if (_spm is not null)
+        {
+            var row = new long[ContextLength];
+            _spm.EncodeInto(text, row, truncate, index: null);
+            return row.Select(v => (int)v).ToArray();
+        }
         var ids = new int[ContextLength];
         var bpe = EncodeBpe(text);
         int count = FittedCount(text, bpe, truncate, index: null);
@@ -198,6 +244,11 @@ public sealed partial class ClipTokenizer
 
     private void EncodeInto(string text, Span<long> destination, bool truncate, int? index)
     {
+        if (_spm is not null)
+        {
+            _spm.EncodeInto(text, destination, truncate, index);
+            return;
+        }
         if (destination.Length != ContextLength)
             throw new ArgumentException($"The destination holds {destination.Length} values; one encoded text is {ContextLength}.", nameof(destination));
         var bpe = EncodeBpe(text);
@@ -244,6 +295,7 @@ public sealed partial class ClipTokenizer
     public string Decode(IEnumerable<int> ids, bool skipSpecialTokens)
     {
         ArgumentNullException.ThrowIfNull(ids);
+        if (_spm is not null) return _spm.Decode(ids, skipSpecialTokens);
         var list = ids as IReadOnlyList<int> ?? ids.ToList();
         int end = list.Count;
         if (skipSpecialTokens)
@@ -270,10 +322,10 @@ public sealed partial class ClipTokenizer
     }
 
     /// <summary>The token string of an id (byte-level symbols, <c>&lt;/w&gt;</c> ending a word), or null when the id is not in the vocabulary.</summary>
-    public string? IdToToken(int id) => (uint)id < (uint)_tokensById.Length ? _tokensById[id] : null;
+    public string? IdToToken(int id) => _spm is not null ? _spm.IdToPiece(id) : (uint)id < (uint)_tokensById.Length ? _tokensById[id] : null;
 
     /// <summary>The id of a token string (byte-level symbols, as <see cref="IdToToken"/> gives), or null.</summary>
-    public int? TokenToId(string token) => _vocabulary.Vocabulary.TryGetValue(token, out var id) ? id : null;
+    public int? TokenToId(string token) => _spm is not null ? _spm.PieceToId(token) : _vocabulary.Vocabulary.TryGetValue(token, out var id) ? id : null;
 
     /// <summary>
     /// The tokenizer as string entries, for a saved model to carry: <c>tokenizer.kind</c>, <c>tokenizer.format</c>,
@@ -286,6 +338,18 @@ public sealed partial class ClipTokenizer
 
     private IReadOnlyDictionary<string, string> BuildMetadata()
     {
+        if (_spm is not null)
+        {
+            var spm = new Dictionary<string, string>(StringComparer.Ordinal)
+            {
+                ["tokenizer.kind"] = SentencePieceKind,
+                ["tokenizer.format"] = MetadataFormat,
+                ["tokenizer.context_length"] = ContextLength.ToString(CultureInfo.InvariantCulture),
+                ["tokenizer.model"] = Convert.ToBase64String(_spm.Model),
+            };
+            if (_spm.Clean is { } clean) spm["tokenizer.clean"] = clean;
+            return spm.ToFrozenDictionary(StringComparer.Ordinal);
+        }
         var metadata = new Dictionary<string, string>(StringComparer.Ordinal)
         {
             ["tokenizer.kind"] = MetadataKind,
@@ -306,6 +370,16 @@ public sealed partial class ClipTokenizer
         string Require(string key) => metadata.TryGetValue(key, out var value)
             ? value
             : throw new InvalidDataException($"Tokenizer metadata has no '{key}' entry.");
+        if (metadata.TryGetValue("tokenizer.kind", out var spmKind) && spmKind == SentencePieceKind)
+        {
+            if (!int.TryParse(Require("tokenizer.context_length"), NumberStyles.None, CultureInfo.InvariantCulture, out var spmContext))
+                throw new InvalidDataException($"Tokenizer metadata: 'tokenizer.context_length' is not a number: '{metadata["tokenizer.context_length"]}'.");
+            byte[] model;
+            try { model = Convert.FromBase64String(Require("tokenizer.model")); }
+            catch (FormatException e) { throw new InvalidDataException("Tokenizer metadata: 'tokenizer.model' is not base64.", e); }
+            metadata.TryGetValue("tokenizer.clean", out var clean);
+            return new ClipTokenizer(new SentencePieceText(model, "tokenizer metadata", clean, spmContext));
+        }
         if (Require("tokenizer.kind") is var kind && kind != MetadataKind)
             throw new InvalidDataException($"Tokenizer metadata: 'tokenizer.kind' is '{kind}'; this library reads '{MetadataKind}'.");
         if (Require("tokenizer.format") is var format && format != MetadataFormat)

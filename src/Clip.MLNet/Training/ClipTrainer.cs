@@ -46,6 +46,8 @@ public sealed partial class ClipTrainer
         if (Model.ComputeType != ScalarType.Float32)
             throw new InvalidOperationException("Training runs in float32; load or create the model without a reduced precision.");
         if (data.Count == 0) throw new InvalidDataException("The training data is empty.");
+        if (o.Loss == ClipLoss.Sigmoid && Model.LogitBiasParameter is null)
+            throw new InvalidOperationException("The sigmoid loss needs a model with a logit_bias (a SigLIP checkpoint, or a configuration with HasLogitBias); this model has none: use the contrastive loss.");
         if (data.Count < 2) throw new InvalidDataException("The training data has 1 pair; the contrastive loss needs at least 2.");
         cancellationToken.ThrowIfCancellationRequested();
 
@@ -74,6 +76,7 @@ public sealed partial class ClipTrainer
 
         double maxLogit = Math.Log(o.MaxLogitScale);
         int resolution = Model.ImageResolution;
+        data.Preprocessing = Model.ImagePreprocessing;
         var epochWatch = new Stopwatch();
         double epochLoss = 0, epochAccuracy = 0;
         int epochSteps = 0, epochPairs = 0;
@@ -180,7 +183,7 @@ public sealed partial class ClipTrainer
         {
             var image = ImageFeatures(pixels);
             var text = TextFeatures(batch.Captions, 0, n);
-            var (l, acc) = ContrastiveLoss.Compute(image, text, Model.LogitScaleParameter.exp(), positives);
+            var (l, acc) = Loss(image, text, Model.LogitScaleParameter.exp(), Model.LogitBiasParameter, positives);
             l.backward();
             loss = l.item<float>();
             accuracy = acc;
@@ -210,7 +213,8 @@ public sealed partial class ClipTrainer
                 var images = torch.cat(cachedImages.Select((c, k) => k == j ? image : c).ToArray(), 0);
                 var texts = torch.cat(cachedTexts.Select((c, k) => k == j ? text : c).ToArray(), 0);
                 var scale = j == 0 ? Model.LogitScaleParameter.exp() : Model.LogitScaleParameter.exp().detach();
-                var (l, acc) = ContrastiveLoss.Compute(images, texts, scale, positives);
+                var bias = j == 0 ? Model.LogitBiasParameter : Model.LogitBiasParameter?.detach();
+                var (l, acc) = Loss(images, texts, scale, bias, positives);
                 l.backward();
                 if (j == 0) { loss = l.item<float>(); accuracy = acc; }
             }
@@ -220,6 +224,11 @@ public sealed partial class ClipTrainer
         optimizer.step();
         return (loss, accuracy);
     }
+
+    private (Tensor Loss, double Accuracy) Loss(Tensor images, Tensor texts, Tensor scale, Tensor? bias, long[]? positives) =>
+        Options.Loss == ClipLoss.Sigmoid
+            ? SigmoidLoss.Compute(images, texts, scale, bias!, positives)
+            : ContrastiveLoss.Compute(images, texts, scale, positives);
 
     private Tensor ImageFeatures(Tensor pixels)
     {

@@ -11,6 +11,16 @@ namespace Clip.MLNet.Training;
 /// </summary>
 public abstract class ClipTrainingData
 {
+    /// <summary>
+    /// The image preprocessing of the model being trained (set by the trainer; open_clip configs give their own mean,
+    /// std and resize mode). Null, or another size than the one asked for: OpenAI's at that size.
+    /// </summary>
+    internal ClipPreprocessing? Preprocessing { get; set; }
+
+    /// <summary>A preprocessor for <paramref name="resolution"/>: <see cref="Preprocessing"/> when it is of that size, else OpenAI's.</summary>
+    internal ClipImagePreprocessor PreprocessorFor(int resolution) =>
+        Preprocessing is { } p && p.Size == resolution ? p.CreatePreprocessor() : new ClipImagePreprocessor(resolution);
+
     private int bad;
 
     /// <summary>Number of pairs.</summary>
@@ -168,8 +178,8 @@ public abstract class ClipTrainingData
             if (height == resolution && width == resolution)
             {
                 // Already the model's size: CLIP's resize and crop leave the pixels as they are.
-                var mean = ClipImagePreprocessor.OpenAIMean;
-                var std = ClipImagePreprocessor.OpenAIStd;
+                var mean = Preprocessing is { } pp && pp.Size == resolution ? pp.Mean : ClipImagePreprocessor.OpenAIMean;
+                var std = Preprocessing is { } ps && ps.Size == resolution ? ps.Std : ClipImagePreprocessor.OpenAIStd;
                 int plane = resolution * resolution;
                 for (int c = 0; c < 3; c++)
                 {
@@ -196,7 +206,7 @@ public abstract class ClipTrainingData
         private ClipImagePreprocessor Preprocessor(int resolution)
         {
             var p = preprocessors[0];
-            if (p is null || p.Size != resolution) preprocessors[0] = p = new ClipImagePreprocessor(resolution);
+            if (p is null || p.Size != resolution) preprocessors[0] = p = PreprocessorFor(resolution);
             return p;
         }
     }
@@ -216,7 +226,7 @@ public abstract class ClipTrainingData
             var caption = captionOf(index, random);
             if (string.IsNullOrEmpty(caption)) throw new InvalidDataException($"image {index} ({paths[index]}) has no caption");
             var p = preprocessor;
-            if (p is null || p.Size != resolution) preprocessor = p = new ClipImagePreprocessor(resolution);
+            if (p is null || p.Size != resolution) preprocessor = p = PreprocessorFor(resolution);
             p.PreprocessInto(paths[index], pixels);
             return caption;
         }
@@ -235,7 +245,7 @@ public abstract class ClipTrainingData
             var caption = captions[index];
             if (caption is null) throw new InvalidDataException($"row {index}: column '{captionColumn}' is empty (an image without a caption)");
             var p = preprocessor;
-            if (p is null || p.Size != resolution) preprocessor = p = new ClipImagePreprocessor(resolution);
+            if (p is null || p.Size != resolution) preprocessor = p = PreprocessorFor(resolution);
             try
             {
                 switch (images[index])

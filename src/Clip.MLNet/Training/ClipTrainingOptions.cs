@@ -16,6 +16,12 @@ public sealed class ClipTrainingOptions
     /// </summary>
     public int AccumulationSteps { get; set; } = 1;
 
+    /// <summary>
+    /// The loss: <see cref="ClipLoss.Contrastive"/> (CLIP's, the default) or <see cref="ClipLoss.Sigmoid"/> (SigLIP's; the
+    /// model must have a <c>logit_bias</c>: SigLIP checkpoints, or a configuration with <see cref="ClipConfig.HasLogitBias"/>).
+    /// </summary>
+    public ClipLoss Loss { get; set; } = ClipLoss.Contrastive;
+
     /// <summary>Peak learning rate of AdamW.</summary>
     public double LearningRate { get; set; } = 5e-4;
 

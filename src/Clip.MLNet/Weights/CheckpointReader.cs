@@ -109,12 +109,15 @@ internal static class CheckpointReader
             var weights = weightNames.Select(n => Path.Combine(folder, n)).FirstOrDefault(File.Exists);
             var shardIndex = new[] { "model.safetensors.index.json", "pytorch_model.bin.index.json" }
                 .Select(n => Path.Combine(folder, n)).FirstOrDefault(File.Exists);
+            // The config first: a config that names something unsupported is the error to report, weights or not.
+            if (File.Exists(openClipConfig)) ReadOpenClipConfig(openClipConfig, source);
             if (weights is not null) OpenFile(weights, source);
             else if (shardIndex is not null) AddShards(shardIndex, source);
+            else if (File.Exists(openClipConfig))
+                throw new ClipCheckpointException(folder, $"the folder has open_clip_config.json but no weights (open_clip_model.safetensors or open_clip_pytorch_model.bin)");
             else throw new ClipCheckpointException(folder, $"the folder holds no weights ({string.Join(", ", weightNames)} or a shard index)");
 
-            if (File.Exists(openClipConfig)) ReadOpenClipConfig(openClipConfig, source);
-            else if (File.Exists(hfConfig)) HuggingFaceLayout.ReadConfig(hfConfig, source);
+            if (!File.Exists(openClipConfig) && File.Exists(hfConfig)) HuggingFaceLayout.ReadConfig(hfConfig, source);
             return source;
         }
         catch
@@ -144,7 +147,16 @@ internal static class CheckpointReader
     {
         try
         {
-            var model = JsonNode.Parse(File.ReadAllText(path))?["model_cfg"];
+            var root = JsonNode.Parse(File.ReadAllText(path));
+            var model = root?["model_cfg"];
+            if (model is JsonObject modelObject && OpenClipConfig.BuildFamilyConfig(path, modelObject) is { } family)
+                source.FamilyConfig = family;
+            else if (model is JsonObject openAILayout)
+                source.ConfigOverride = OpenClipConfig.OpenAILayoutOverrides(path, openAILayout);
+            source.Preprocessing = OpenClipConfig.ReadPreprocessing(path, root, model?["vision_cfg"]?["image_size"] is JsonValue v ? v.GetValue<int>() : null);
+            if (model?["text_cfg"] is JsonObject textCfg)
+                source.TextTokenizer = new OpenClipTextTokenizer(path, (string?)textCfg["hf_tokenizer_name"],
+                    (string?)textCfg["tokenizer_kwargs"]?["clean"], textCfg["context_length"]?.GetValue<int>() ?? 77);
             if (model?["quick_gelu"] is JsonNode q)
                 source.Activation = q.GetValue<bool>() ? ClipActivation.QuickGelu : ClipActivation.Gelu;
             else if (model is not null)

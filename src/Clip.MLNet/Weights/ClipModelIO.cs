@@ -26,7 +26,7 @@ public sealed partial class ClipModel
         var tensors = ToClipLayout(source);
 
         ClipConfig config;
-        if (source.StoredConfig is { } stored)
+        if ((source.StoredConfig ?? source.FamilyConfig) is { } stored)
         {
             config = options.Activation is { } a ? stored with { Activation = a } : stored;
         }
@@ -43,6 +43,7 @@ public sealed partial class ClipModel
             }
             if (source.VisionHeads is { } vh) config = config with { VisionHeads = vh };
             if (source.TextHeads is { } th) config = config with { TextHeads = th };
+            if (source.ConfigOverride is { } change) config = change(config);
         }
         try { config.Validate(); }
         catch (ArgumentException e) { throw new ClipCheckpointException(path, e.Message, e); }
@@ -55,7 +56,13 @@ public sealed partial class ClipModel
             if (options.Device is { } device && device.type != DeviceType.CPU) model.ToDevice(device);
             if (options.Precision != ScalarType.Float32) model.ToPrecision(options.Precision);
             model.Metadata = new Dictionary<string, string>(source.Metadata, StringComparer.Ordinal);
-            model.Tokenizer = LoadTokenizer(path, options, source, model.ContextLength);
+            model.ImagePreprocessing = source.Preprocessing
+                ?? (source.Metadata.TryGetValue(PreprocessingMetadataKey, out var pre) ? ReadSavedPreprocessing(path, pre, model.ImageResolution) : null)
+                ?? ClipPreprocessing.OpenAI(model.ImageResolution);
+            if (source.TextTokenizer is { HfTokenizerName: not null } tokenizerInfo && options.VocabularyPath is null)
+                (model.Tokenizer, model.MissingTokenizer) = OpenClipTokenizers.Load(path, tokenizerInfo, model.ContextLength);
+            else
+                model.Tokenizer = LoadTokenizer(path, options, source, model.ContextLength);
             return model;
         }
         catch
@@ -81,6 +88,39 @@ public sealed partial class ClipModel
     /// </summary>
     public ClipTokenizer? Tokenizer { get; set; }
 
+    /// <summary>
+    /// The image preprocessing this model expects: its open_clip config's <c>preprocess_cfg</c> (SigLIP: squash,
+    /// mean and std 0.5), what this library saved with it, or OpenAI's at <see cref="ImageResolution"/>.
+    /// Saved with the model. <see cref="CreateImagePreprocessor"/> builds a preprocessor for it.
+    /// </summary>
+    public ClipPreprocessing ImagePreprocessing
+    {
+        get => imagePreprocessing ?? ClipPreprocessing.OpenAI(ImageResolution);
+        set => imagePreprocessing = value ?? throw new ArgumentNullException(nameof(value));
+    }
+
+    private ClipPreprocessing? imagePreprocessing;
+
+    /// <summary>A preprocessor with this model's <see cref="ImagePreprocessing"/>.</summary>
+    /// <param name="maxPixels">The largest image accepted; <see cref="ClipImagePreprocessor.DefaultMaxPixels"/> when null.</param>
+    public ClipImagePreprocessor CreateImagePreprocessor(long? maxPixels = null) => ImagePreprocessing.CreatePreprocessor(maxPixels);
+
+    /// <summary>
+    /// Why <see cref="Tokenizer"/> is null for a model whose config names a tokenizer that was not found (for
+    /// example a SigLIP2 folder without its <c>tokenizer.model</c>); null otherwise. Text commands report it.
+    /// </summary>
+    public string? MissingTokenizer { get; internal set; }
+
+    /// <summary>The tokenizer, or an error naming what is missing when the model has none.</summary>
+    /// <exception cref="InvalidOperationException">The model has no tokenizer; the message says which file or option is missing.</exception>
+    public ClipTokenizer RequireTokenizer() => Tokenizer ?? throw new InvalidOperationException(
+        MissingTokenizer ?? "The model has no tokenizer: load it with ClipLoadOptions.VocabularyPath (CLIP's bpe_simple_vocab_16e6.txt.gz) or pass one.");
+
+    internal const string PreprocessingMetadataKey = "preprocess_cfg";
+
+    private static ClipPreprocessing? ReadSavedPreprocessing(string path, string json, int size) =>
+        OpenClipConfig.ReadPreprocessing(path, new System.Text.Json.Nodes.JsonObject { ["preprocess_cfg"] = System.Text.Json.Nodes.JsonNode.Parse(json) }, size);
+
     /// <summary>Entries stored with the weights in this library's format (for example the tokenizer); empty for other formats.</summary>
     internal IReadOnlyDictionary<string, string> Metadata { get; set; } = new Dictionary<string, string>();
 
@@ -101,6 +141,8 @@ public sealed partial class ClipModel
         };
         if (Tokenizer is not null)
             foreach (var (k, v) in Tokenizer.ToMetadata()) metadata[k] = v;
+        if (imagePreprocessing is { } pre && !pre.Equals(ClipPreprocessing.OpenAI(ImageResolution)))
+            metadata[PreprocessingMetadataKey] = pre.ToJson();
         if (extraMetadata is not null)
             foreach (var (k, v) in extraMetadata) metadata[k] = v;
         // Weights in the precision of the file they came from (an fp16 checkpoint stays half the size), where that is

@@ -11,7 +11,7 @@ internal static class OpenAILayout
     public static readonly IReadOnlySet<string> CheckpointScalars = new HashSet<string>(StringComparer.Ordinal) { "input_resolution", "context_length", "vocab_size" };
 
     public static string ToClipKey(string key) =>
-        CheckpointScalars.Contains(key) || key == "logit_scale"
+        CheckpointScalars.Contains(key) || key == "logit_scale" || key == "logit_bias"
         || key.StartsWith("visual.", StringComparison.Ordinal) || key.StartsWith("text.", StringComparison.Ordinal)
             ? key
             : "text." + key;

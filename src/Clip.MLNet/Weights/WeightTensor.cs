@@ -34,6 +34,24 @@ internal sealed class WeightSource : IDisposable
     /// <inheritdoc cref="VisionHeads"/>
     public int? TextHeads { get; set; }
 
+    /// <summary>
+    /// A complete configuration built from an open_clip config (timm image towers, custom text towers); the
+    /// weights keep their own names (<c>visual.trunk.*</c>, <c>text.*</c>).
+    /// </summary>
+    public ClipConfig? FamilyConfig { get; set; }
+
+    /// <summary>
+    /// Changes an open_clip config makes to the configuration inferred from OpenAI-layout weights (text towers without a
+    /// causal mask, last-position pooling, no <c>ln_pre</c>, average pooling: what the shapes cannot tell).
+    /// </summary>
+    public Func<ClipConfig, ClipConfig>? ConfigOverride { get; set; }
+
+    /// <summary>The preprocessing an open_clip config's <c>preprocess_cfg</c> names; null: OpenAI's.</summary>
+    public ClipPreprocessing? Preprocessing { get; set; }
+
+    /// <summary>What an open_clip config's <c>text_cfg</c> says about the tokenizer; null when there is no such config.</summary>
+    public OpenClipTextTokenizer? TextTokenizer { get; set; }
+
     /// <summary>Other entries of this library's own metadata (for example a serialized tokenizer).</summary>
     public Dictionary<string, string> Metadata { get; } = new(StringComparer.Ordinal);
 

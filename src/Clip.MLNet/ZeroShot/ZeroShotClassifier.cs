@@ -6,18 +6,26 @@ namespace Clip.MLNet;
 /// <summary>
 /// A zero-shot classifier: one normalized text embedding per class, made with the CLIP paper's prompt
 /// ensembling (each class's prompts, over all templates and synonyms, embedded and normalized, averaged,
-/// normalized again). Classifies image features by <c>softmax(logit_scale × cosine similarity)</c>.
+/// normalized again). Classifies image features by <c>softmax(logit_scale × cosine similarity)</c>, or, for
+/// models with a <c>logit_bias</c> (SigLIP), by each class's own <c>sigmoid(logit_scale × cos + logit_bias)</c>.
 /// </summary>
 public sealed class ZeroShotClassifier : IDisposable
 {
     private readonly Tensor weights;   // [C, D], rows L2-normalized, float32, on the model's device
 
-    private ZeroShotClassifier(ZeroShotPrompts prompts, Tensor weights, float logitScale)
+    private ZeroShotClassifier(ZeroShotPrompts prompts, Tensor weights, float logitScale, float? logitBias = null)
     {
         Prompts = prompts;
         this.weights = weights;
         LogitScale = logitScale;
+        LogitBias = logitBias;
     }
+
+    /// <summary>The model's <c>logit_bias</c> for sigmoid-scored models (SigLIP); null for softmax-scored ones.</summary>
+    public float? LogitBias { get; }
+
+    /// <summary>How <see cref="Probabilities"/> scores: <see cref="ClipScoring.Sigmoid"/> when there is a <see cref="LogitBias"/>.</summary>
+    public ClipScoring Scoring => LogitBias is null ? ClipScoring.Softmax : ClipScoring.Sigmoid;
 
     /// <summary>The classes and templates the classifier was built from.</summary>
     public ZeroShotPrompts Prompts { get; }
@@ -61,32 +69,42 @@ public sealed class ZeroShotClassifier : IDisposable
             rows.Add(mean / mean.norm());
         }
         var weights = torch.stack(rows, 0);
-        return new ZeroShotClassifier(prompts, scope.MoveToOuter(weights), model.LogitScale);
+        return new ZeroShotClassifier(prompts, scope.MoveToOuter(weights), model.LogitScale, model.LogitBias);
     }
 
     /// <summary>Recreates a classifier from saved class embeddings (see <see cref="Weights"/>).</summary>
-    public static ZeroShotClassifier FromWeights(ZeroShotPrompts prompts, Tensor weights, float logitScale)
+    public static ZeroShotClassifier FromWeights(ZeroShotPrompts prompts, Tensor weights, float logitScale) =>
+        FromWeights(prompts, weights, logitScale, null);
+
+    /// <summary>Recreates a classifier from saved class embeddings, with the <c>logit_bias</c> of a sigmoid-scored model (null: softmax).</summary>
+    public static ZeroShotClassifier FromWeights(ZeroShotPrompts prompts, Tensor weights, float logitScale, float? logitBias)
     {
         ArgumentNullException.ThrowIfNull(prompts);
         ArgumentNullException.ThrowIfNull(weights);
         if (weights.dim() != 2 || weights.shape[0] != prompts.Classes.Count)
             throw new ArgumentException($"Class embeddings must be [{prompts.Classes.Count}, D], got [{string.Join(", ", weights.shape)}].", nameof(weights));
-        return new ZeroShotClassifier(prompts, weights.to(ScalarType.Float32).detach().clone().DetachFromDisposeScope(), logitScale);
+        return new ZeroShotClassifier(prompts, weights.to(ScalarType.Float32).detach().clone().DetachFromDisposeScope(), logitScale, logitBias);
     }
 
-    /// <summary>Logits <c>[N, C]</c> for image features <c>[N, D]</c> (normalized here).</summary>
+    /// <summary>Logits <c>[N, C]</c> for image features <c>[N, D]</c> (normalized here), <see cref="LogitBias"/> included where there is one.</summary>
     public Tensor Logits(Tensor imageFeatures)
     {
         using var scope = NewDisposeScope();
         var f = ClipModel.Normalize(imageFeatures.to(ScalarType.Float32, weights.device));
-        return scope.MoveToOuter(f.matmul(weights.t()) * LogitScale);
+        var logits = f.matmul(weights.t()) * LogitScale;
+        if (LogitBias is { } bias) logits = logits + bias;
+        return scope.MoveToOuter(logits);
     }
 
-    /// <summary>Class probabilities <c>[N, C]</c>: the softmax of <see cref="Logits"/> over classes.</summary>
+    /// <summary>
+    /// Class probabilities <c>[N, C]</c>: the softmax of <see cref="Logits"/> over classes, or for sigmoid-scored
+    /// models (<see cref="Scoring"/>) each class's sigmoid, independent of the others (they need not sum to 1).
+    /// </summary>
     public Tensor Probabilities(Tensor imageFeatures)
     {
         using var scope = NewDisposeScope();
-        return scope.MoveToOuter(Logits(imageFeatures).softmax(1));
+        var logits = Logits(imageFeatures);
+        return scope.MoveToOuter(Scoring == ClipScoring.Sigmoid ? torch.sigmoid(logits) : logits.softmax(1));
     }
 
     /// <inheritdoc />
