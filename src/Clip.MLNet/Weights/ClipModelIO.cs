@@ -201,7 +201,8 @@ public sealed partial class ClipModel
             if (missing.Count > 0) parts.Add($"missing keys: {Summarize(missing)}");
             if (unexpected.Count > 0) parts.Add($"unexpected keys: {Summarize(unexpected)}");
             if (misshaped.Count > 0) parts.Add($"keys with the wrong shape: {Summarize(misshaped)}");
-            throw new ClipCheckpointException(path, $"the weights do not fit the inferred CLIP model ({Config.Describe()}); " + string.Join("; ", parts));
+            var model = Config.TimmModelName is not null ? "the model the open_clip config describes" : "the inferred CLIP model";
+            throw new ClipCheckpointException(path, $"the weights do not fit {model} ({Config.Describe()}); " + string.Join("; ", parts));
         }
 
         using var _ = torch.no_grad();
