@@ -209,6 +209,7 @@ public static class ClipOnnxExporter
 
     private static JsonObject Describe(ClipModel model, ClipOnnxExportOptions options, int ir, OnnxDataType computeType, JsonNode? tokenizer)
     {
+        var pre = model.ImagePreprocessing;
         var json = new JsonObject
         {
             ["format"] = "clip-mlnet-onnx",
@@ -240,20 +241,26 @@ public static class ClipOnnxExporter
             ["features_normalized"] = false,
             ["preprocessing"] = new JsonObject
             {
-                ["image_size"] = model.ImageResolution,
-                ["resize"] = "shortest_side",
-                ["interpolation"] = "bicubic",
-                ["crop"] = "center",
+                ["image_size"] = pre.Size,
+                ["resize"] = pre.ResizeMode switch
+                {
+                    ClipResizeMode.Squash => "squash",
+                    ClipResizeMode.Longest => "longest_side_then_pad",
+                    _ => "shortest_side",
+                },
+                ["interpolation"] = pre.Interpolation == ClipInterpolation.Bilinear ? "bilinear" : "bicubic",
+                ["crop"] = pre.ResizeMode == ClipResizeMode.Shortest ? "center" : null,
+                ["fill_color"] = pre.ResizeMode == ClipResizeMode.Longest ? pre.FillColor : null,
                 ["rescale_factor"] = 1.0 / 255,
-                // OpenAI's constants as published (ClipImagePreprocessor.OpenAIMean/OpenAIStd hold their float32 values).
-                ["mean"] = new JsonArray(0.48145466, 0.4578275, 0.40821073),
-                ["std"] = new JsonArray(0.26862954, 0.26130258, 0.27577711),
+                // The model's own mean and std (OpenAI's constants for OpenAI-layout files).
+                ["mean"] = new JsonArray(pre.Mean.Select(m => (JsonNode)JsonValue.Create(Math.Round((double)m, 8))!).ToArray()),
+                ["std"] = new JsonArray(pre.Std.Select(m => (JsonNode)JsonValue.Create(Math.Round((double)m, 8))!).ToArray()),
                 ["channel_order"] = "RGB",
                 ["layout"] = "NCHW",
             },
             ["context_length"] = model.ContextLength,
             ["logit_scale"] = model.LogitScale,
-            ["logit_bias"] = null,
+            ["logit_bias"] = model.LogitBias,
             ["tokenizer"] = tokenizer,
         };
         if (tokenizer is null)

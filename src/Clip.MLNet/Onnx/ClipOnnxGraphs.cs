@@ -24,6 +24,14 @@ internal static class ClipOnnxGraphs
     {
         if (visual is not (VisionTransformer or ModifiedResNet))
             throw new ClipOnnxExportException($"the image tower '{visual.GetType().Name}' has no ONNX export yet (exported: VisionTransformer, ModifiedResNet)");
+        RefuseUnexported("image tower", [
+            (config.TimmModelName is not null, $"timm model {config.TimmModelName}"),
+            (!config.VisionLnPre, "no ln_pre (CLIPA)"),
+            (config.VisionPool != "token", $"{config.VisionPool} pooling"),
+            (config.VisionFinalLnAfterPool, "final LayerNorm after pooling"),
+            (config.VisionLayerNormEps != 1e-5, $"LayerNorm eps {config.VisionLayerNormEps}"),
+            (config.VisionActivation is { } va && va != config.Activation, $"activation {config.VisionActivation}"),
+        ]);
         var g = new OnnxGraphBuilder("clip_image_encoder", computeType);
         int s = visual.InputResolution;
         var x = g.Input(PixelValues, OnnxDataType.Float, BatchAxis, 3L, (long)s, (long)s);
@@ -39,6 +47,13 @@ internal static class ClipOnnxGraphs
     /// <summary>The text tower's graph: <c>text_tokens</c> [batch, sequence] (int64, sequence ≤ context length) → <c>text_features</c> [batch, D].</summary>
     public static OnnxGraph TextEncoder(TextTransformer text, ClipConfig config, IReadOnlyDictionary<string, Tensor> weights, OnnxDataType computeType)
     {
+        RefuseUnexported("text tower", [
+            (!config.TextCausalMask, "no causal mask"),
+            (config.TextPool != "argmax", $"{config.TextPool} pooling"),
+            (config.TextProjectionBias, "a projection bias"),
+            (config.TextLayerNormEps != 1e-5, $"LayerNorm eps {config.TextLayerNormEps}"),
+            (config.TextActivation is { } ta && ta != config.Activation, $"activation {config.TextActivation}"),
+        ]);
         var g = new OnnxGraphBuilder("clip_text_encoder", computeType);
         var ids = g.Input(TextTokens, OnnxDataType.Int64, BatchAxis, SequenceAxis);
         long width = config.TextWidth;
@@ -69,6 +84,14 @@ internal static class ClipOnnxGraphs
         if (computeType == OnnxDataType.Float16) features = g.Cast(features, OnnxDataType.Float);
         g.Output(features, TextFeatures, OnnxDataType.Float, BatchAxis, (long)config.EmbedDim);
         return g.Graph;
+    }
+
+    /// <summary>The tower variants of the model families that the graphs above do not compute yet: refused, naming the part and the variant.</summary>
+    private static void RefuseUnexported(string part, (bool Present, string What)[] variants)
+    {
+        var present = variants.Where(v => v.Present).Select(v => v.What).ToList();
+        if (present.Count > 0)
+            throw new ClipOnnxExportException($"the {part} with {string.Join(", ", present)} has no ONNX export yet (exported: OpenAI's ViT, ModifiedResNet and text towers)");
     }
 
     private static string VisionTransformerGraph(OnnxGraphBuilder g, string x, ClipConfig config, IReadOnlyDictionary<string, Tensor> weights)

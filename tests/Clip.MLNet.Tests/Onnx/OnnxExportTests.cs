@@ -247,6 +247,26 @@ public class OnnxExportTests(OnnxExportFixture exports, Xunit.Abstractions.ITest
         Assert.Contains("UnknownTower", e.Message);
     }
 
+    [Theory]
+    [InlineData("siglip", "image tower")]
+    [InlineData("clipa", "image tower")]
+    [InlineData("quickgelu", null)]
+    public void Family_towers_without_an_export_are_named_and_the_rest_exports(string family, string? refused)
+    {
+        using var model = ClipModel.Load(Families.FamilyFixtures.Folder(family));
+        using var dir = new TempDir();
+        if (refused is null)
+        {
+            // OpenAI's layout with quick_gelu and head_width: exported, with the model's own preprocessing in clip_onnx.json.
+            ClipOnnxExporter.Export(model, dir.Path, new ClipOnnxExportOptions());
+            Assert.True(File.Exists(Path.Combine(dir.Path, "image_encoder.onnx")));
+            return;
+        }
+        var e = Assert.Throws<ClipOnnxExportException>(() => ClipOnnxExporter.Export(model, dir.Path, new ClipOnnxExportOptions()));
+        Assert.Contains(refused, e.Message);
+        Assert.Contains("no ONNX export yet", e.Message);
+    }
+
     public sealed class PixelRow
     {
         [VectorType(3 * 224 * 224)]
