@@ -46,7 +46,10 @@ internal static class IndexCommand
             var selected = Selected(parse.GetValue(partition) ?? [], parse.GetValue(fromEnv), count);
             int n = count ?? 1;
             foreach (var p in selected ?? [])
-                if (p < 0 || p >= n) throw new CliInputException($"--partition {p}: out of range for --partitions {n} (0 to {n - 1})");
+                if (p < 0 || p >= n)
+                    throw new CliInputException(parse.GetValue(fromEnv)
+                        ? $"--partition-from-env: partition {p} ({EnvironmentSource()}) is out of range for --partitions {n} (0 to {n - 1})"
+                        : $"--partition {p}: out of range for --partitions {n} (0 to {n - 1})");
             var modelArg = parse.GetValue(model)!;
             CommonOptions.ApplyThreads(parse.GetValue(threads));
             using var clip = CommonOptions.LoadModel(modelArg, parse.GetValue(precision)!, parse.GetValue(activation), parse.GetValue(vocab), parse.GetValue(device));
@@ -107,6 +110,10 @@ internal static class IndexCommand
         }
         throw new CliInputException("--partition-from-env: neither JOB_COMPLETION_INDEX (Kubernetes Indexed Job) nor SLURM_ARRAY_TASK_ID (Slurm array) is set");
     }
+
+    private static string EnvironmentSource() =>
+        Environment.GetEnvironmentVariable("JOB_COMPLETION_INDEX") is { Length: > 0 } k8s ? $"JOB_COMPLETION_INDEX={k8s}"
+            : $"SLURM_ARRAY_TASK_ID={Environment.GetEnvironmentVariable("SLURM_ARRAY_TASK_ID")} minus SLURM_ARRAY_TASK_MIN={Environment.GetEnvironmentVariable("SLURM_ARRAY_TASK_MIN") ?? "0"}";
 
     private static int ParseEnv(string name, string value) =>
         int.TryParse(value, NumberStyles.AllowLeadingSign, CultureInfo.InvariantCulture, out int v) ? v

@@ -28,6 +28,18 @@ public sealed record ClipIndexInfo(
     /// <summary>The format tag written as <c>format</c>.</summary>
     public const string Format = "clip-mlnet-index/1";
 
+    /// <summary>How images are resized to the input (filter, mode), as <see cref="Describe(ClipImagePreprocessor)"/> words it.</summary>
+    public string Resize { get; init; } = "bicubic, shorter side to size, center crop";
+
+    /// <summary>A preprocessor's resize in words (filter and mode; the model's own preprocessing, see <see cref="ClipModel.ImagePreprocessing"/>).</summary>
+    public static string Describe(ClipImagePreprocessor preprocessor) =>
+        (preprocessor.Interpolation == ClipInterpolation.Bilinear ? "bilinear" : "bicubic") + ", " + preprocessor.ResizeMode switch
+        {
+            ClipResizeMode.Squash => "squashed to size",
+            ClipResizeMode.Longest => $"longer side to size, padded with {preprocessor.FillColor}",
+            _ => "shorter side to size, center crop",
+        };
+
     /// <summary>The file's JSON text (indented, UTF-8, fields in a fixed order).</summary>
     public string ToJson()
     {
@@ -38,7 +50,7 @@ public sealed record ClipIndexInfo(
             ["preprocessing"] = new JsonObject
             {
                 ["size"] = ImageSize,
-                ["resize"] = "bicubic, shorter side to size, center crop",
+                ["resize"] = Resize,
                 ["mean"] = new JsonArray(Mean.Select(m => (JsonNode)JsonValue.Create(m)).ToArray()),
                 ["std"] = new JsonArray(Std.Select(m => (JsonNode)JsonValue.Create(m)).ToArray()),
             },
@@ -68,7 +80,10 @@ public sealed record ClipIndexInfo(
                 (string)model["name"]!, (string)model["sha256"]!, (int)pre["size"]!,
                 pre["mean"]!.AsArray().Select(v => (float)v!).ToArray(), pre["std"]!.AsArray().Select(v => (float)v!).ToArray(),
                 (int)node["embedding_dim"]!, (int)node["partitions"]!, (long)node["items"]!, (string)node["items_sha256"]!,
-                (string)input["kind"]!, (string)input["root"]!, (string)input["given"]!, (bool)node["captions"]!);
+                (string)input["kind"]!, (string)input["root"]!, (string)input["given"]!, (bool)node["captions"]!)
+            {
+                Resize = (string?)pre["resize"] ?? "bicubic, shorter side to size, center crop",
+            };
         }
         catch (Exception e) when (e is JsonException or InvalidOperationException or NullReferenceException or FormatException or InvalidDataException)
         {

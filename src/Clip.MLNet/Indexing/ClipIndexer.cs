@@ -40,7 +40,7 @@ public sealed class ClipIndexOptions
     /// <summary>The tokenizer for captions; the model's own when null.</summary>
     public ClipTokenizer? Tokenizer { get; init; }
 
-    /// <summary>The image preprocessing; the model's (<c>new ClipImagePreprocessor(model.ImageResolution)</c>) when null.</summary>
+    /// <summary>The image preprocessing; the model's own (<see cref="ClipModel.CreateImagePreprocessor"/>) when null.</summary>
     public ClipImagePreprocessor? Preprocessor { get; init; }
 }
 
@@ -112,12 +112,15 @@ public sealed class ClipIndexer
         if (options.BatchSize <= 0) throw new ArgumentOutOfRangeException(nameof(options), options.BatchSize, "the batch size must be positive");
         if (options.PreprocessThreads <= 0) throw new ArgumentOutOfRangeException(nameof(options), options.PreprocessThreads, "the preprocessing threads must be positive");
         var items = source.List(cancellation);
-        var preprocessor = options.Preprocessor ?? new ClipImagePreprocessor(model.ImageResolution);
+        var preprocessor = options.Preprocessor ?? model.CreateImagePreprocessor();
         var tokenizer = options.Tokenizer ?? model.Tokenizer;
         if (items.HasCaptions && tokenizer is null)
             throw new ClipIndexException($"{source.Description}: the items have captions, and the model carries no tokenizer to embed them (give one)");
         var info = new ClipIndexInfo(options.ModelName, options.ModelSha256.ToLowerInvariant(), preprocessor.Size, preprocessor.Mean.ToArray(), preprocessor.Std.ToArray(),
-            (int)model.Config.EmbedDim, options.Partitions, items.Items.Count, items.Hash(), source.Kind, items.Root, source.Description, items.HasCaptions);
+            (int)model.Config.EmbedDim, options.Partitions, items.Items.Count, items.Hash(), source.Kind, items.Root, source.Description, items.HasCaptions)
+        {
+            Resize = ClipIndexInfo.Describe(preprocessor),
+        };
         var indexer = new ClipIndexer(model, options, items, info, preprocessor, tokenizer);
         indexer.CreateOrCheckInfo();
         return indexer;
@@ -193,7 +196,8 @@ public sealed class ClipIndexer
         foreach (var folder in new[] { "img_emb", "metadata", items.HasCaptions ? "text_emb" : null })
             if (folder is not null) Directory.CreateDirectory(Path.Combine(Layout.Root, folder));
         Directory.CreateDirectory(Layout.PartialFolder);
-        string Temp(string kind) => Path.Combine(Layout.PartialFolder, $"{kind}_{Layout.Number(partition)}.{Environment.ProcessId}.{Guid.NewGuid():N}.tmp");
+        RemoveOrphans(partition);
+        string Temp(string kind) => Path.Combine(Layout.PartialFolder, $"{kind}_{Layout.Number(partition)}.{Environment.ProcessId}@{Environment.MachineName}.{Guid.NewGuid():N}.tmp");
         var imageTemp = Temp("img_emb");
         var textTemp = items.HasCaptions ? Temp("text_emb") : null;
         var metadataTemp = Temp("metadata");
@@ -260,6 +264,37 @@ public sealed class ClipIndexer
             foreach (var handle in handles.Values) handle.Dispose();
             foreach (var temp in new[] { imageTemp, textTemp, metadataTemp, failedTemp })
                 if (temp is not null) TryDelete(temp);
+        }
+    }
+
+    /// <summary>
+    /// Deletes this partition's temporary files left by processes of this machine that are gone (a killed run); files of
+    /// other machines, whose processes this one cannot see, are left alone.
+    /// </summary>
+    private void RemoveOrphans(int partition)
+    {
+        var prefix = $"_{Layout.Number(partition)}.";
+        foreach (var file in Directory.EnumerateFiles(Layout.PartialFolder, "*.tmp"))
+        {
+            var name = Path.GetFileName(file);
+            int at = name.IndexOf(prefix, StringComparison.Ordinal);
+            if (at < 0) continue;
+            var rest = name[(at + prefix.Length)..^".tmp".Length];         // PID@HOST.GUID
+            int host = rest.IndexOf('@'), guid = rest.LastIndexOf('.');
+            if (host <= 0 || guid <= host || !int.TryParse(rest.AsSpan(0, host), out int pid)) continue;
+            if (rest[(host + 1)..guid] != Environment.MachineName || pid == Environment.ProcessId || IsAlive(pid)) continue;
+            TryDelete(file);
+        }
+
+        static bool IsAlive(int pid)
+        {
+            try
+            {
+                using var process = Process.GetProcessById(pid);
+                return !process.HasExited;
+            }
+            catch (ArgumentException) { return false; }
+            catch (InvalidOperationException) { return false; }
         }
     }
 
@@ -361,7 +396,7 @@ public sealed class ClipIndexer
             if (Directory.Exists(Path.Combine(Layout.Root, "img_emb")) && Directory.EnumerateFiles(Path.Combine(Layout.Root, "img_emb")).Any())
                 throw new ClipIndexException($"{Layout.Root} holds img_emb files but no index.json: not an index this tool wrote (use another output folder)");
             Directory.CreateDirectory(Layout.PartialFolder);
-            var temp = Path.Combine(Layout.PartialFolder, $"index.json.{Environment.ProcessId}.{Guid.NewGuid():N}.tmp");
+            var temp = Path.Combine(Layout.PartialFolder, $"index.json.{Environment.ProcessId}@{Environment.MachineName}.{Guid.NewGuid():N}.tmp");
             using (var stream = new FileStream(temp, FileMode.CreateNew, FileAccess.Write, FileShare.None))
             {
                 stream.Write(Encoding.UTF8.GetBytes(Info.ToJson()));

@@ -97,6 +97,11 @@ public sealed class IndexBadInputTests(IndexCorpus corpus)
         AssertOneLineError(Index("--images", corpus.Images, "--output", corpus.NewFolder("out"), "--partitions", "4", "--partition", "4"), "--partition 4", "--partitions 4");
 
     [Fact]
+    public void APartitionFromTheEnvironmentOutOfRangeIsRefused() =>
+        AssertOneLineError(IndexCorpus.Cli(["index", "--model", IndexCorpus.ModelPath, "--quiet", "--images", corpus.Images, "--output", corpus.NewFolder("out"), "--partitions", "4", "--partition-from-env"],
+            new Dictionary<string, string?> { ["JOB_COMPLETION_INDEX"] = "7" }), "JOB_COMPLETION_INDEX=7", "--partitions 4");
+
+    [Fact]
     public void PartitionWithoutPartitionsIsRefused() =>
         AssertOneLineError(Index("--images", corpus.Images, "--output", corpus.NewFolder("out"), "--partition", "1"), "--partition", "--partitions");
 }

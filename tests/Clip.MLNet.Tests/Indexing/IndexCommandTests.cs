@@ -104,6 +104,8 @@ public sealed class IndexCommandTests(IndexCorpus corpus)
         Assert.Equal(before, File.GetLastWriteTimeUtc(first));
         Assert.Equal(length, new FileInfo(first).Length);
         IndexCorpus.AssertSameFiles(corpus.FullRun, output);
+        // The killed run's partial files were removed by the rerun of their partitions.
+        Assert.Empty(Directory.GetFiles(Path.Combine(output, ".partial")));
     }
 
     [Fact]
