@@ -18,7 +18,7 @@ public sealed partial class ArchitectureTests
     private static readonly string[] BelowTheAdapter =
     [
         "Clip.MLNet.Native", "Clip.MLNet.Weights", "Clip.MLNet.Modeling", "Clip.MLNet.Text", "Clip.MLNet.Imaging",
-        "Clip.MLNet.Batching", "Clip.MLNet.Registry", "Clip.MLNet.Data", "Clip.MLNet.Training",
+        "Clip.MLNet.Batching", "Clip.MLNet.Registry", "Clip.MLNet.Data", "Clip.MLNet.Training", "Clip.MLNet.Onnx", "Clip.MLNet.Indexing",
     ];
 
     /// <summary>
