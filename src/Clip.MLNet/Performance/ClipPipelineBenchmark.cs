@@ -81,6 +81,10 @@ public static class ClipPipelineBenchmark
             if (n % Math.Max(1, count / 10) == 0) samples.Add(ProcessMemory.ResidentMiB());
         });
         double seconds = sw.Elapsed.TotalSeconds;
+        double rssEnd = ProcessMemory.ResidentMiB();
+        // The kernel updates VmHWM lazily (not on every page fault), so a reading can lag an RSS seen earlier: the
+        // peak is at least every resident size observed.
+        double peak = Math.Max(ProcessMemory.PeakResidentMiB(), samples.Append(rssStart).Append(rssEnd).Max());
         // Intervals between batch ends; the first batch (nothing to overlap with yet) is left out when there are others.
         var intervals = marks.Zip(marks.Skip(1), (a, b) => b - a).Order().ToList();
         double median = intervals.Count == 0 ? seconds
@@ -94,8 +98,8 @@ public static class ClipPipelineBenchmark
             Batch = batchSize,
             PreprocessThreads = preprocessThreads,
             RssStartMiB = rssStart,
-            PeakRssMiB = ProcessMemory.PeakResidentMiB(),
-            RssEndMiB = ProcessMemory.ResidentMiB(),
+            PeakRssMiB = peak,
+            RssEndMiB = rssEnd,
             RssSamplesMiB = samples,
         };
     }
