@@ -21,6 +21,7 @@ internal static class Program
             ModelsCommand.Create(),
             BenchCommand.Create(),
             IndexCommand.Create(),
+            WorkerCommand.Create(),
         };
         return root.Parse(args).Invoke();
     }
