@@ -82,6 +82,8 @@ public static class ClipClusterClient
             {
                 var before = previous?[i];
                 var p = now[i];
+                // Counted by the job, so a lease freed and taken again between two polls is still told.
+                if (p.Lost > (before?.Lost ?? 0)) report($"partition {i}: back to pending ({p.Error})");
                 if (before?.State == p.State && before.Worker == p.Worker) continue;
                 switch (p.State)
                 {
@@ -91,8 +93,8 @@ public static class ClipClusterClient
                     case ClipPartitionState.Complete:
                         report($"partition {i}: complete{(p.Written ? "" : " (found complete)")}");
                         break;
-                    case ClipPartitionState.Pending when before?.State == ClipPartitionState.Leased:
-                        report($"partition {i}: back to pending ({p.Error})");
+                    case ClipPartitionState.Pending when before?.State == ClipPartitionState.Leased && p.Lost == before.Lost:
+                        report($"partition {i}: back to pending (its worker handed it back or failed: {p.Error ?? "stopped"})");
                         break;
                     case ClipPartitionState.Failed:
                         report($"partition {i}: failed ({p.Error})");

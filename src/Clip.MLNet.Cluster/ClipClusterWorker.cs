@@ -101,7 +101,7 @@ public static class ClipClusterWorker
                 lifetime.StopApplication();
                 return;
             }
-            Log($"worker {silo} (version {options.Version}) joined the cluster at {connection}");
+            Log($"worker {silo.Endpoint} (version {options.Version}) joined the cluster at {connection}");
             while (!stopping.IsCancellationRequested)
             {
                 PartitionLease? lease = null;

@@ -46,7 +46,8 @@ public sealed record ClipClusterConnection
     internal bool IsLoopback => Host is "localhost" or "127.0.0.1" or "::1" or "[::1]";
 
     /// <summary>Fails within <paramref name="timeout"/> with an error naming the address when nothing answers there.</summary>
-    internal void CheckReachable(TimeSpan timeout)
+    /// <exception cref="ClipClusterException">Nothing accepts a connection at the address.</exception>
+    public void CheckReachable(TimeSpan timeout)
     {
         using var client = new TcpClient();
         try

@@ -63,6 +63,9 @@ public sealed class ClipPartitionStatus
 
     /// <summary>Whether the worker that completed it wrote its files (false: it was complete already, its copy dropped).</summary>
     [Id(5)] public bool Written { get; init; }
+
+    /// <summary>How many times a worker died holding it (and it went back to pending).</summary>
+    [Id(6)] public int Lost { get; init; }
 }
 
 /// <summary>A job's progress, as <c>clip index --cluster</c> prints it.</summary>

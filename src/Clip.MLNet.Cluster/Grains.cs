@@ -14,6 +14,8 @@ internal sealed class PartitionRecord
     [Id(3)] public int Attempts { get; set; }
     [Id(4)] public string? Error { get; set; }
     [Id(5)] public bool Written { get; set; }
+    /// <summary>How many times its worker died holding it.</summary>
+    [Id(6)] public int Lost { get; set; }
 }
 
 [GenerateSerializer]
@@ -120,9 +122,10 @@ internal sealed class IndexJobGrain(
     {
         if (S.Job is null || partition < 0 || partition >= S.Partitions.Count) return;
         var record = S.Partitions[partition];
-        if (record.State == ClipPartitionState.Complete) return;
+        // Complete, or leased again since this worker was declared dead: its report is stale.
+        if (record.State == ClipPartitionState.Complete || (record.State == ClipPartitionState.Leased && record.Worker != worker.ToParsableString())) return;
         record.Attempts++;
-        record.Error = $"{error} (worker {worker})";
+        record.Error = $"{error} (worker {worker.Endpoint})";
         record.State = record.Attempts >= MaxFailures ? ClipPartitionState.Failed : ClipPartitionState.Pending;
         record.Worker = null;
         await state.WriteStateAsync();
@@ -147,7 +150,7 @@ internal sealed class IndexJobGrain(
             Job = S.Job,
             Partitions = S.Partitions.Select((p, i) => new ClipPartitionStatus
             {
-                Partition = i, State = p.State, Worker = p.Worker, Attempts = p.Attempts, Error = p.Error, Written = p.Written,
+                Partition = i, State = p.State, Worker = p.Worker is null ? null : SiloAddress.FromParsableString(p.Worker).Endpoint.ToString(), Attempts = p.Attempts, Error = p.Error, Written = p.Written, Lost = p.Lost,
             }).ToList(),
         };
     }
@@ -162,7 +165,8 @@ internal sealed class IndexJobGrain(
         {
             if (p.State != ClipPartitionState.Leased || p.Worker is null || Liveness.IsAlive(membership, p.Worker, p.LeasedUtc)) continue;
             p.State = ClipPartitionState.Pending;
-            p.Error = $"worker {p.Worker} died holding it";
+            p.Error = $"worker {SiloAddress.FromParsableString(p.Worker).Endpoint} died holding it";
+            p.Lost++;
             p.Worker = null;
             changed = true;
         }
@@ -194,7 +198,7 @@ internal sealed class JobBoardGrain(
         Prune();
         var other = state.State.Workers.FirstOrDefault(w => w.Value != version && w.Key != worker.ToParsableString());
         if (other.Key is not null)
-            return $"this worker's version {version} differs from version {other.Value} of worker {SiloAddress.FromParsableString(other.Key)}: run one version of clip on every worker";
+            return $"this worker's version {version} differs from version {other.Value} of worker {SiloAddress.FromParsableString(other.Key).Endpoint}: run one version of clip on every worker";
         state.State.Workers[worker.ToParsableString()] = version;
         await state.WriteStateAsync();
         return null;
@@ -203,7 +207,7 @@ internal sealed class JobBoardGrain(
     public Task<Dictionary<string, string>> Workers()
     {
         Prune();
-        return Task.FromResult(state.State.Workers.ToDictionary(w => SiloAddress.FromParsableString(w.Key).ToString(), w => w.Value));
+        return Task.FromResult(state.State.Workers.ToDictionary(w => SiloAddress.FromParsableString(w.Key).Endpoint.ToString(), w => w.Value));
     }
 
     private void Prune()

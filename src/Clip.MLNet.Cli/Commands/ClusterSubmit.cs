@@ -15,6 +15,7 @@ internal static class ClusterSubmit
     public static int Run(string connectionText, IndexJob job, bool showProgress, bool verbose, CancellationToken cancellation)
     {
         var connection = ClipClusterConnection.Parse(connectionText);
+        connection.CheckReachable(TimeSpan.FromSeconds(3)); // before the model loads: an unreachable cluster is said within seconds
         CommonOptions.ApplyThreads(job.Threads);
         if (showProgress) Console.Error.WriteLine($"listing {job.Describe()} ...");
         // Opening the index here refuses a folder of another model, partition count or item list before any worker starts.

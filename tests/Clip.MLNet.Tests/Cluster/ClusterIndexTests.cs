@@ -130,6 +130,14 @@ public sealed class ClusterIndexTests
         Assert.Equal(2, second.ExitCode);
         Assert.Contains("belongs to an index of model", second.StdErr);
         Assert.Contains(another, second.StdErr);
+
+        // A job that cannot finish: an unreadable image under --strict fails its partition on the workers (twice).
+        File.WriteAllText(Path.Combine(images, "part1", "zz-broken.png"), "not an image");
+        var strict = IndexCorpus.Cli(["index", "--model", IndexCorpus.ModelPath, "--images", images, "--output", Path.Combine(temp.Path, "strict"),
+            "--partitions", "2", "--strict", "--cluster", redis.Connection]);
+        Assert.True(strict.ExitCode == 4, strict.Tail());
+        Assert.Contains("the job cannot finish, 1 partition(s) failed: partition 1: ", strict.StdErr);
+        Assert.Contains("zz-broken.png", strict.StdErr);
     }
 
     /// <summary>Generated images (JPEG and PNG) in two folders.</summary>
