@@ -41,7 +41,10 @@ public sealed class ClusterIndexTests
             while (!(Directory.Exists(folder) && Directory.EnumerateFiles(folder, "*.npy").Any()) && !submit.IsCompleted && clock.Elapsed < TimeSpan.FromMinutes(2))
                 Thread.Sleep(5);
             Assert.False(submit.IsCompleted, $"the job ended before a partition appeared: {(submit.IsCompleted ? submit.Result.Tail() : "")}");
-            var (victim, held) = workers.Select(w => (Worker: w, Partition: HeldPartition(w, output))).FirstOrDefault(x => x.Partition is { } p && !File.Exists(ImageFile(output, p)));
+            // The one that leased last has the most of its partition left: the least chance it completes as it is killed.
+            var (victim, held) = workers.Select(w => (Worker: w, Partition: HeldPartition(w, output)))
+                .Where(x => x.Partition is { } p && !File.Exists(ImageFile(output, p)))
+                .OrderBy(x => x.Worker.SinceLast("leased partition ")).FirstOrDefault();
             Assert.True(victim is not null, "no worker holds an unfinished partition:\n" + string.Join("\n---\n", workers.Select(w => w.Output)));
             victim.Kill();
             Assert.False(File.Exists(ImageFile(output, held!.Value)), $"partition {held} was completed as its worker was killed: nothing was taken over");
@@ -89,6 +92,11 @@ public sealed class ClusterIndexTests
         var worker = IndexCorpus.Cli(["worker", "--cluster", address]);
         Assert.Equal(2, worker.ExitCode);
         Assert.Contains($"error: {address}: cannot reach the cluster's Redis", worker.StdErr);
+
+        var one = IndexCorpus.Cli(["index", "--model", IndexCorpus.ModelPath, "--images", images, "--output", Path.Combine(temp.Path, "out"),
+            "--partitions", "2", "--partition", "0", "--cluster", address]);
+        Assert.Equal(2, one.ExitCode);
+        Assert.Contains("--cluster runs every partition", one.StdErr);
 
         var bad = IndexCorpus.Cli(["worker", "--cluster", "postgres://somewhere"]);
         Assert.Equal(2, bad.ExitCode);

@@ -83,6 +83,8 @@ internal sealed class WorkerProcess : IDisposable
 {
     private readonly Process process;
     private readonly List<string> lines = [];
+    private readonly List<TimeSpan> times = [];
+    private readonly Stopwatch clock = Stopwatch.StartNew();
 
     public WorkerProcess(string connection, IEnumerable<string> flags, IReadOnlyDictionary<string, string>? environment = null)
     {
@@ -91,8 +93,8 @@ internal sealed class WorkerProcess : IDisposable
         foreach (var (k, v) in environment ?? new Dictionary<string, string>()) info.Environment[k] = v;
         process = Process.Start(info)!;
         process.StandardInput.Close();
-        process.OutputDataReceived += (_, e) => { if (e.Data is not null) lock (lines) lines.Add(e.Data); };
-        process.ErrorDataReceived += (_, e) => { if (e.Data is not null) lock (lines) lines.Add(e.Data); };
+        process.OutputDataReceived += (_, e) => { if (e.Data is not null) lock (lines) { lines.Add(e.Data); times.Add(clock.Elapsed); } };
+        process.ErrorDataReceived += (_, e) => { if (e.Data is not null) lock (lines) { lines.Add(e.Data); times.Add(clock.Elapsed); } };
         process.BeginOutputReadLine();
         process.BeginErrorReadLine();
     }
@@ -103,6 +105,16 @@ internal sealed class WorkerProcess : IDisposable
     }
 
     public string Output => string.Join('\n', Lines);
+
+    /// <summary>How long ago the last line starting with <paramref name="prefix"/> came, or null.</summary>
+    public TimeSpan? SinceLast(string prefix)
+    {
+        lock (lines)
+        {
+            int i = lines.FindLastIndex(l => l.StartsWith(prefix, StringComparison.Ordinal));
+            return i < 0 ? null : clock.Elapsed - times[i];
+        }
+    }
 
     public bool HasExited => process.HasExited;
 
