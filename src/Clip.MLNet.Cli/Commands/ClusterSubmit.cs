@@ -19,7 +19,7 @@ internal static class ClusterSubmit
         CommonOptions.ApplyThreads(job.Threads);
         if (showProgress) Console.Error.WriteLine($"listing {job.Describe()} ...");
         // Opening the index here refuses a folder of another model, partition count or item list before any worker starts.
-        var (clip, indexer) = IndexCommand.Open(job, job.Batch ?? 32, null, cancellation);
+        var (clip, indexer) = IndexCommand.Open(job, job.Batch ?? 32, cancellation);
         string name = indexer.Info.ModelName, sha = indexer.Info.ModelSha256;
         clip.Dispose();
         var request = new ClipClusterJob

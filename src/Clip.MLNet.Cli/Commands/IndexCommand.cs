@@ -77,7 +77,7 @@ internal static class IndexCommand
             }
             CommonOptions.ApplyThreads(job.Threads);
             if (showProgress) Console.Error.WriteLine($"listing {job.Describe()} ...");
-            var (clip, indexer) = Open(job, batchSize, null, cancellation);
+            var (clip, indexer) = Open(job, batchSize, cancellation);
             using (clip)
             {
                 var printer = showProgress ? new ProgressPrinter() : null;
@@ -98,9 +98,9 @@ internal static class IndexCommand
 
     /// <summary>
     /// Loads the job's model and opens its index (creating or checking <c>index.json</c>): the local run, the cluster's
-    /// submitter and its workers all open an index this one way. <paramref name="preprocessThreads"/> stands in when the job gives none.
+    /// submitter and its workers all open an index this one way.
     /// </summary>
-    internal static (ClipModel Model, ClipIndexer Indexer) Open(IndexJob job, int batchSize, int? preprocessThreads, CancellationToken cancellation)
+    internal static (ClipModel Model, ClipIndexer Indexer) Open(IndexJob job, int batchSize, CancellationToken cancellation)
     {
         var source = Source(job.Images, job.Manifest, job.WebDataset, job.PathColumn, job.CaptionColumn);
         var clip = CommonOptions.LoadModel(job.Model, job.Precision, job.Activation, job.Vocab, job.Device);
@@ -116,7 +116,7 @@ internal static class IndexCommand
                 Partitions = job.Partitions,
                 BatchSize = batchSize,
                 Strict = job.Strict,
-                PreprocessThreads = CommonOptions.ResolvePreprocessThreads(job.PreprocessThreads ?? preprocessThreads, clip),
+                PreprocessThreads = CommonOptions.ResolvePreprocessThreads(job.PreprocessThreads, clip),
                 Tokenizer = tokenizer,
             }, cancellation);
             return (clip, indexer);

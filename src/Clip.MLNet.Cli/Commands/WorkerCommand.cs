@@ -71,7 +71,8 @@ internal static class WorkerCommand
                     Close();
                     var spec = IndexJob.FromJson(job.Payload);
                     if (threads is null) CommonOptions.ApplyThreads(spec.Threads);
-                    (model, indexer) = IndexCommand.Open(spec, spec.Batch ?? batch ?? 32, preprocessThreads, cancellation);
+                    // The job's batch (it shapes the bytes written); this machine's threads when the worker was given them.
+                    (model, indexer) = IndexCommand.Open(spec with { PreprocessThreads = preprocessThreads ?? spec.PreprocessThreads }, spec.Batch ?? batch ?? 32, cancellation);
                     payload = job.Payload;
                 }
                 return indexer!.RunPartition(partition, cancellation: cancellation).Written;
