@@ -71,11 +71,31 @@ public static class ClipClusterWorker
         using var host = builder.Build();
         try
         {
-            await host.RunAsync(cancellation);
+            await host.StartAsync(cancellation);
+            // Until Ctrl+C or a refusal (not WaitForShutdownAsync: its stop is unbounded).
+            var lifetime = host.Services.GetRequiredService<IHostApplicationLifetime>();
+            var stopping = new TaskCompletionSource();
+            using (cancellation.Register(() => stopping.TrySetResult()))
+            using (lifetime.ApplicationStopping.Register(() => stopping.TrySetResult()))
+                await stopping.Task;
         }
         catch (Exception e) when (e is OrleansException or TimeoutException or StackExchange.Redis.RedisException)
         {
             throw new ClipClusterException($"{connection}: this worker could not join the cluster ({e.Message})", e);
+        }
+        catch (OperationCanceledException) when (cancellation.IsCancellationRequested)
+        {
+            // Stopped while joining: leave as below.
+        }
+        finally
+        {
+            // Leaving tells the membership table in Redis; with Redis gone that would wait for ever, so it is bounded
+            // (membership then declares this worker dead, as if it had been killed).
+            try { await host.StopAsync(CancellationToken.None).WaitAsync(TimeSpan.FromSeconds(20)); }
+            catch (Exception e) when (e is TimeoutException or OrleansException or StackExchange.Redis.RedisException)
+            {
+                (options.Log ?? Console.WriteLine)($"left the cluster without telling it ({e.Message.ReplaceLineEndings(" ").Trim()})");
+            }
         }
         if (outcome.Refusal is { } refusal) throw new ClipClusterException(refusal);
     }
