@@ -12,6 +12,8 @@ internal static class ExitCodes
     public const int BadInput = 2;
     /// <summary>TorchSharp's native library cannot be loaded on this system: EX_UNAVAILABLE.</summary>
     public const int Unavailable = 69;
+    /// <summary>A cluster job that cannot finish: some partitions failed on the workers (listed on stderr).</summary>
+    public const int JobFailed = 4;
     /// <summary>Stopped by the user (Ctrl+C).</summary>
     public const int Cancelled = 3;
     /// <summary>An error inside the tool (a bug): EX_SOFTWARE.</summary>

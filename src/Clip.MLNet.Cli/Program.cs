@@ -22,6 +22,7 @@ internal static class Program
             BenchCommand.Create(),
             IndexCommand.Create(),
             ExportOnnxCommand.Create(),
+            WorkerCommand.Create(),
         };
         return root.Parse(args).Invoke();
     }

@@ -31,6 +31,20 @@ public sealed partial class ArchitectureTests
         .Select(t => t.FullName!);
 
     [Fact]
+    public void The_library_pulls_in_no_cluster_runtime()
+    {
+        var references = Library.GetReferencedAssemblies().Select(a => a.Name!).ToArray();
+        Assert.Contains("TorchSharp", references); // the list is the library's, not empty
+        Assert.DoesNotContain(references, n => n.StartsWith("Orleans", StringComparison.Ordinal) || n == "Clip.MLNet.Cluster");
+        // Also no reference the compiler would drop as unused: the project file names neither.
+        var project = File.ReadAllText(Path.Combine(Fixtures.RepositoryRoot, "src", "Clip.MLNet", "Clip.MLNet.csproj"));
+        Assert.DoesNotContain("Orleans", project);
+        Assert.DoesNotContain("Clip.MLNet.Cluster", project);
+        var cluster = File.ReadAllText(Path.Combine(Fixtures.RepositoryRoot, "src", "Clip.MLNet.Cluster", "Clip.MLNet.Cluster.csproj"));
+        Assert.DoesNotContain("ProjectReference", cluster); // Orleans only: models and indexes stay with the tool
+    }
+
+    [Fact]
     public void Parts_below_the_ML_NET_adapter_do_not_use_it()
     {
         var adapter = AdapterTypes().ToArray();

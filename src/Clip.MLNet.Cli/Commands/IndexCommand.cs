@@ -37,9 +37,12 @@ internal static class IndexCommand
             model, vocab, images, manifest, webdataset, pathColumn, captionColumn, output, partitions, partition, fromEnv,
             batch, precision, activation, threads, device, preprocessThreads, strict, quiet,
         };
+        var cluster = new Option<string?>("--cluster") { Description = "Run the job on a cluster of `clip worker`s: redis://HOST:PORT. Waits until every partition is complete; the output folder must be on a filesystem every worker sees." };
+        command.Options.Add(cluster);
         command.SetAction((parse, cancellation) => Task.FromResult(CliRunner.Run(parse.GetValue(CommonOptions.Verbose), () =>
         {
-            var source = Source(parse.GetValue(images) ?? [], parse.GetValue(manifest), parse.GetValue(webdataset), parse.GetValue(pathColumn)!, parse.GetValue(captionColumn));
+            var images0 = parse.GetValue(images) ?? [];
+            Source(images0, parse.GetValue(manifest), parse.GetValue(webdataset), parse.GetValue(pathColumn)!, parse.GetValue(captionColumn)); // checks the choice
             var batchSize = CommonOptions.CheckBatch(parse.GetValue(batch));
             var count = parse.GetValue(partitions);
             if (count is <= 0) throw new CliInputException($"--partitions must be positive, got {count}");
@@ -50,37 +53,82 @@ internal static class IndexCommand
                     throw new CliInputException(parse.GetValue(fromEnv)
                         ? $"--partition-from-env: partition {p} ({EnvironmentSource()}) is out of range for --partitions {n} (0 to {n - 1})"
                         : $"--partition {p}: out of range for --partitions {n} (0 to {n - 1})");
-            var modelArg = parse.GetValue(model)!;
-            CommonOptions.ApplyThreads(parse.GetValue(threads));
-            using var clip = CommonOptions.LoadModel(modelArg, parse.GetValue(precision)!, parse.GetValue(activation), parse.GetValue(vocab), parse.GetValue(device));
-            var (name, sha) = Identity(modelArg, parse.GetValue(vocab));
-            var tokenizer = parse.GetValue(vocab) is { } v ? ClipTokenizer.Load(v, clip.ContextLength) : null;
-            bool showProgress = !parse.GetValue(quiet);
-            if (showProgress) Console.Error.WriteLine($"listing {source.Kind} {source.Description} ...");
-            var indexer = ClipIndexer.Open(clip, source, new ClipIndexOptions
+            var job = new IndexJob
             {
-                OutputFolder = parse.GetValue(output)!,
-                ModelName = name,
-                ModelSha256 = sha,
+                Model = parse.GetValue(model)!,
+                Vocab = parse.GetValue(vocab),
+                Images = images0,
+                Manifest = parse.GetValue(manifest),
+                WebDataset = parse.GetValue(webdataset),
+                PathColumn = parse.GetValue(pathColumn)!,
+                CaptionColumn = parse.GetValue(captionColumn),
+                Output = parse.GetValue(output)!,
                 Partitions = n,
-                BatchSize = batchSize,
+                Batch = parse.GetResult(batch) is { Implicit: false } ? batchSize : null,
+                Precision = parse.GetValue(precision)!,
+                Activation = parse.GetValue(activation),
+                Threads = parse.GetValue(threads),
+                Device = parse.GetValue(device),
+                PreprocessThreads = parse.GetValue(preprocessThreads),
                 Strict = parse.GetValue(strict),
-                PreprocessThreads = CommonOptions.ResolvePreprocessThreads(parse.GetValue(preprocessThreads), clip),
-                Tokenizer = tokenizer,
-            }, cancellation);
-            var printer = showProgress ? new ProgressPrinter() : null;
-            var results = indexer.Run(selected, printer, cancellation);
-            printer?.Finish();
-            if (showProgress)
+            };
+            bool showProgress = !parse.GetValue(quiet);
+            if (parse.GetValue(cluster) is { } connection)
             {
-                long rows = results.Sum(r => r.Rows), failed = results.Sum(r => r.Failed);
-                int written = results.Count(r => r.Written), skipped = results.Count - written;
-                Console.Error.WriteLine(string.Create(CultureInfo.InvariantCulture,
-                    $"{indexer.Layout.Root}: {written} partition(s) written ({rows} images, {failed} unreadable), {skipped} already complete; {indexer.Info.Items} items in {n} partition(s)"));
+                if (selected is not null) throw new CliInputException("--cluster runs every partition of the job: give no --partition or --partition-from-env");
+                return ClusterSubmit.Run(connection, job.WithFullPaths(), showProgress, parse.GetValue(CommonOptions.Verbose), cancellation);
+            }
+            CommonOptions.ApplyThreads(job.Threads);
+            if (showProgress) Console.Error.WriteLine($"listing {job.Describe()} ...");
+            var (clip, indexer) = Open(job, batchSize, cancellation);
+            using (clip)
+            {
+                var printer = showProgress ? new ProgressPrinter() : null;
+                var results = indexer.Run(selected, printer, cancellation);
+                printer?.Finish();
+                if (showProgress)
+                {
+                    long rows = results.Sum(r => r.Rows), failed = results.Sum(r => r.Failed);
+                    int written = results.Count(r => r.Written), skipped = results.Count - written;
+                    Console.Error.WriteLine(string.Create(CultureInfo.InvariantCulture,
+                        $"{indexer.Layout.Root}: {written} partition(s) written ({rows} images, {failed} unreadable), {skipped} already complete; {indexer.Info.Items} items in {n} partition(s)"));
+                }
             }
             return ExitCodes.Ok;
         })));
         return command;
+    }
+
+    /// <summary>
+    /// Loads the job's model and opens its index (creating or checking <c>index.json</c>): the local run, the cluster's
+    /// submitter and its workers all open an index this one way.
+    /// </summary>
+    internal static (ClipModel Model, ClipIndexer Indexer) Open(IndexJob job, int batchSize, CancellationToken cancellation)
+    {
+        var source = Source(job.Images, job.Manifest, job.WebDataset, job.PathColumn, job.CaptionColumn);
+        var clip = CommonOptions.LoadModel(job.Model, job.Precision, job.Activation, job.Vocab, job.Device);
+        try
+        {
+            var (name, sha) = Identity(job.Model, job.Vocab);
+            var tokenizer = job.Vocab is { } v ? ClipTokenizer.Load(v, clip.ContextLength) : null;
+            var indexer = ClipIndexer.Open(clip, source, new ClipIndexOptions
+            {
+                OutputFolder = job.Output,
+                ModelName = name,
+                ModelSha256 = sha,
+                Partitions = job.Partitions,
+                BatchSize = batchSize,
+                Strict = job.Strict,
+                PreprocessThreads = CommonOptions.ResolvePreprocessThreads(job.PreprocessThreads, clip),
+                Tokenizer = tokenizer,
+            }, cancellation);
+            return (clip, indexer);
+        }
+        catch
+        {
+            clip.Dispose();
+            throw;
+        }
     }
 
     private static ClipIndexSource Source(string[] images, string? manifest, string? webdataset, string pathColumn, string? captionColumn)
@@ -120,7 +168,7 @@ internal static class IndexCommand
             : throw new CliInputException($"--partition-from-env: {name}='{value}' is not an integer");
 
     /// <summary>The model's name for index.json (a full path, or the registered name) and the SHA-256 of its weights.</summary>
-    private static (string Name, string Sha256) Identity(string model, string? vocab)
+    internal static (string Name, string Sha256) Identity(string model, string? vocab)
     {
         if (Pretrained.IsPath(model)) return (Path.GetFullPath(model), ClipIndexer.ModelSha256(model));
         // A registered name: the model is loaded first (downloaded with progress if needed), so its files are in the cache.
