@@ -6,6 +6,7 @@ using static TorchSharp.torch;
 namespace Clip.MLNet.Tests.Performance;
 
 /// <summary>bf16 and fp16 inference on the CPU: embeddings of real photos and captions within cosine 0.999 of fp32.</summary>
+[Collection(GlobalRngCollection.Name)]
 public class PrecisionTests(ITestOutputHelper output)
 {
     private void AssertCosine(Tensor reduced, Tensor full, double minimum)

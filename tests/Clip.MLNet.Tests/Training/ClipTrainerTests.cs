@@ -7,6 +7,7 @@ using static TorchSharp.torch;
 
 namespace Clip.MLNet.Tests.Training;
 
+[Collection(GlobalRngCollection.Name)]
 public class ClipTrainerTests
 {
     [Fact]
