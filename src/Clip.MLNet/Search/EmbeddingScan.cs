@@ -1,0 +1,286 @@
+using System.IO.MemoryMappedFiles;
+using System.Numerics.Tensors;
+using System.Runtime.Intrinsics;
+using System.Runtime.InteropServices;
+using Clip.MLNet.Indexing;
+using static TorchSharp.torch;
+
+namespace Clip.MLNet.Search;
+
+/// <summary>One float16 embedding file mapped into the address space (read-only): nothing is copied into managed memory.</summary>
+internal sealed unsafe class MappedEmbeddings : IDisposable
+{
+    private readonly MemoryMappedFile? file;
+    private readonly MemoryMappedViewAccessor? view;
+    private byte* pointer;
+
+    public MappedEmbeddings(string path, int expectedColumns)
+    {
+        Path = path;
+        var info = NpyFile.ReadInfo(path); // refuses a file shorter than its header says
+        if (info.Descr != "<f2") throw new InvalidDataException($"{path}: {info.Descr} embeddings, the searcher reads float16 (<f2) files");
+        if (info.Columns != expectedColumns) throw new InvalidDataException($"{path}: rows of {info.Columns} values, index.json says embedding_dim {expectedColumns}");
+        Rows = info.Rows;
+        Columns = (int)info.Columns;
+        if (Rows == 0) return;
+        file = MemoryMappedFile.CreateFromFile(new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read | FileShare.Delete),
+            null, 0, MemoryMappedFileAccess.Read, HandleInheritability.None, leaveOpen: false);
+        view = file.CreateViewAccessor(0, 0, MemoryMappedFileAccess.Read);
+        view.SafeMemoryMappedViewHandle.AcquirePointer(ref pointer);
+        Data = (Half*)(pointer + view.PointerOffset + info.DataOffset);
+    }
+
+    public string Path { get; }
+    public long Rows { get; }
+    public int Columns { get; }
+    public Half* Data { get; }
+
+    public void Dispose()
+    {
+        if (pointer != null) { view!.SafeMemoryMappedViewHandle.ReleasePointer(); pointer = null; }
+        view?.Dispose();
+        file?.Dispose();
+    }
+}
+
+/// <summary>A run of float16 rows in memory (a mapped partition, or a benchmark's buffer) and the id of its first row.</summary>
+internal readonly unsafe struct EmbeddingSegment(Half* data, long rows, long firstId)
+{
+    public Half* Data { get; } = data;
+    public long Rows { get; } = rows;
+    public long FirstId { get; } = firstId;
+}
+
+/// <summary>The k best (score, id) pairs seen so far: a min-heap on the score, ties broken towards the smaller id.</summary>
+internal sealed class TopK(int k)
+{
+    private readonly float[] scores = new float[k];
+    private readonly long[] ids = new long[k];
+    private int count;
+
+    /// <summary>The score a candidate must beat (negative infinity until the heap is full).</summary>
+    public float Threshold => count < k ? float.NegativeInfinity : scores[0];
+
+    public void Add(float score, long id)
+    {
+        if (count < k)
+        {
+            int i = count++;
+            scores[i] = score; ids[i] = id;
+            while (i > 0)
+            {
+                int parent = (i - 1) / 2;
+                if (!Worse(i, parent)) break;
+                Swap(i, parent);
+                i = parent;
+            }
+            return;
+        }
+        if (!(score > scores[0] || (score == scores[0] && id < ids[0]))) return;
+        scores[0] = score; ids[0] = id;
+        int j = 0;
+        while (true)
+        {
+            int l = 2 * j + 1, r = l + 1, m = j;
+            if (l < count && Worse(l, m)) m = l;
+            if (r < count && Worse(r, m)) m = r;
+            if (m == j) break;
+            Swap(j, m);
+            j = m;
+        }
+    }
+
+    public void AddAll(TopK other)
+    {
+        for (int i = 0; i < other.count; i++) Add(other.scores[i], other.ids[i]);
+    }
+
+    /// <summary>The pairs, best first (higher score; equal scores by smaller id).</summary>
+    public (float Score, long Id)[] Sorted()
+    {
+        var list = new (float Score, long Id)[count];
+        for (int i = 0; i < count; i++) list[i] = (scores[i], ids[i]);
+        Array.Sort(list, (a, b) => a.Score != b.Score ? b.Score.CompareTo(a.Score) : a.Id.CompareTo(b.Id));
+        return list;
+    }
+
+    private bool Worse(int a, int b) => scores[a] < scores[b] || (scores[a] == scores[b] && ids[a] > ids[b]);
+
+    private void Swap(int a, int b)
+    {
+        (scores[a], scores[b]) = (scores[b], scores[a]);
+        (ids[a], ids[b]) = (ids[b], ids[a]);
+    }
+}
+
+/// <summary>
+/// Exact top-k by inner product over float16 rows, streamed block by block. Up to <see cref="DotQueries"/> queries: each
+/// worker converts a few rows to float32 in a buffer that stays in L1 and takes SIMD dot products (bound by reading the
+/// rows). More queries: blocks of rows converted to float32 and one libtorch matrix product per block (bound by arithmetic).
+/// </summary>
+internal static unsafe class EmbeddingScan
+{
+    /// <summary>At most this many queries are scored with dot products; more go through a matrix product per block.</summary>
+    public const int DotQueries = 4;
+
+    private const int DotRows = 16;        // 16 x 512 float32 = 32 KiB
+    private const int DotUnitRows = 4096;  // rows a worker takes at a time
+    private const int GemmRows = 2048;     // 2048 x 512 float32 = 4 MiB, in L3
+
+    /// <summary>Scores <paramref name="queries"/> (<paramref name="q"/> rows of <paramref name="d"/>) against every row of the segments.</summary>
+    public static TopK[] Scan(IReadOnlyList<EmbeddingSegment> segments, float[] queries, int q, int d, int k, int threads, CancellationToken cancellation = default)
+    {
+        if (queries.Length != q * d) throw new ArgumentException($"expected {q} x {d} query values, got {queries.Length}", nameof(queries));
+        return q <= DotQueries ? ScanDot(segments, queries, q, d, k, Math.Max(1, threads), cancellation) : ScanGemm(segments, queries, q, d, k, cancellation);
+    }
+
+    private static TopK[] ScanDot(IReadOnlyList<EmbeddingSegment> segments, float[] queries, int q, int d, int k, int threads, CancellationToken cancellation)
+    {
+        var units = Units(segments, DotUnitRows);
+        int next = -1;
+        var results = new TopK[threads][];
+        bool fused = Vector512.IsHardwareAccelerated && d % 32 == 0;
+        Parallel.For(0, threads, new ParallelOptions { MaxDegreeOfParallelism = threads }, worker =>
+        {
+            var tops = new TopK[q];
+            for (int j = 0; j < q; j++) tops[j] = new TopK(k);
+            var buffer = new float[DotRows * d];
+            var scores = new float[DotRows * q];
+            int u;
+            fixed (float* query = queries)
+            fixed (float* score = scores)
+            {
+                while ((u = Interlocked.Increment(ref next)) < units.Count)
+                {
+                    cancellation.ThrowIfCancellationRequested();
+                    var (segment, start, rows) = units[u];
+                    Half* data = segment.Data + start * d;
+                    for (long r0 = 0; r0 < rows; r0 += DotRows)
+                    {
+                        int n = (int)Math.Min(DotRows, rows - r0);
+                        if (fused) ScoreFused(data + r0 * d, n, d, query, q, score);
+                        else ScoreConverted(data + r0 * d, n, d, queries, q, buffer, scores);
+                        long first = segment.FirstId + start + r0;
+                        for (int i = 0; i < n; i++)
+                            for (int j = 0; j < q; j++)
+                            {
+                                float value = score[i * q + j];
+                                if (value >= tops[j].Threshold) tops[j].Add(value, first + i);
+                            }
+                    }
+                }
+            }
+            results[worker] = tops;
+        });
+        return Merge(results, q, k);
+    }
+
+    /// <summary>Scores rows by converting them to float32 in a small buffer, then SIMD dot products (any width).</summary>
+    private static void ScoreConverted(Half* rows, int n, int d, float[] queries, int q, float[] buffer, float[] scores)
+    {
+        TensorPrimitives.ConvertToSingle(new ReadOnlySpan<Half>(rows, n * d), buffer.AsSpan(0, n * d));
+        for (int i = 0; i < n; i++)
+        {
+            var row = new ReadOnlySpan<float>(buffer, i * d, d);
+            for (int j = 0; j < q; j++) scores[i * q + j] = TensorPrimitives.Dot(row, new ReadOnlySpan<float>(queries, j * d, d));
+        }
+    }
+
+    /// <summary>
+    /// Scores rows with the float16 to float32 conversion fused into the dot products (AVX-512, 32 values a step, each row
+    /// read once for all queries): the magnitude bits shifted into place and scaled by 2^112 (exact for normal and
+    /// subnormal halves), the sign put back. Infinities and NaNs, which normalised embeddings do not hold, come out finite.
+    /// </summary>
+    private static void ScoreFused(Half* rows, int n, int d, float* queries, int q, float* scores)
+    {
+        var magic = Vector512.Create(BitConverter.UInt32BitsToSingle(0x77800000)); // 2^112
+        var magnitude = Vector512.Create((uint)0x7FFF);
+        var sign = Vector512.Create((uint)0x8000);
+        Vector512<float>* accumulators = stackalloc Vector512<float>[2 * DotQueries];
+        for (int i = 0; i < n; i++)
+        {
+            ushort* row = (ushort*)(rows + (long)i * d);
+            for (int j = 0; j < 2 * q; j++) accumulators[j] = Vector512<float>.Zero;
+            for (int c = 0; c < d; c += 32)
+            {
+                var halves = Vector512.Load(row + c);
+                var (low, high) = Vector512.Widen(halves);
+                var lo = (Vector512.ShiftLeft(low & magnitude, 13).AsSingle() * magic).AsUInt32() | Vector512.ShiftLeft(low & sign, 16);
+                var hi = (Vector512.ShiftLeft(high & magnitude, 13).AsSingle() * magic).AsUInt32() | Vector512.ShiftLeft(high & sign, 16);
+                for (int j = 0; j < q; j++)
+                {
+                    float* query = queries + (long)j * d + c;
+                    accumulators[2 * j] = Vector512.FusedMultiplyAdd(lo.AsSingle(), Vector512.Load(query), accumulators[2 * j]);
+                    accumulators[2 * j + 1] = Vector512.FusedMultiplyAdd(hi.AsSingle(), Vector512.Load(query + 16), accumulators[2 * j + 1]);
+                }
+            }
+            for (int j = 0; j < q; j++) scores[i * q + j] = Vector512.Sum(accumulators[2 * j] + accumulators[2 * j + 1]);
+        }
+    }
+
+    private static TopK[] ScanGemm(IReadOnlyList<EmbeddingSegment> segments, float[] queries, int q, int d, int k, CancellationToken cancellation)
+    {
+        var tops = new TopK[q];
+        for (int j = 0; j < q; j++) tops[j] = new TopK(k);
+        using var scope = NewDisposeScope();
+        using var queryMatrix = tensor(queries, [q, d]).t().contiguous();
+        using var block = empty([GemmRows, d], ScalarType.Float32);
+        var blockValues = MemoryMarshal.Cast<byte, float>(block.bytes);
+        var units = Units(segments, GemmRows);
+        foreach (var (segment, start, rows) in units)
+        {
+            cancellation.ThrowIfCancellationRequested();
+            int n = (int)rows;
+            ConvertParallel(segment.Data + start * d, blockValues, n * d);
+            using var scores = (n == GemmRows ? block : block.narrow(0, 0, n)).matmul(queryMatrix); // [n, q]
+            var values = MemoryMarshal.Cast<byte, float>(scores.bytes);
+            long first = segment.FirstId + start;
+            for (int i = 0; i < n; i++)
+            {
+                var row = values.Slice(i * q, q);
+                for (int j = 0; j < q; j++)
+                    if (row[j] >= tops[j].Threshold) tops[j].Add(row[j], first + i);
+            }
+        }
+        return tops;
+    }
+
+    /// <summary>float16 to float32 on two threads (one for small blocks).</summary>
+    private static void ConvertParallel(Half* source, Span<float> destination, int count)
+    {
+        if (count < 1 << 16 || Environment.ProcessorCount < 2)
+        {
+            TensorPrimitives.ConvertToSingle(new ReadOnlySpan<Half>(source, count), destination[..count]);
+            return;
+        }
+        fixed (float* target = destination)
+        {
+            float* t = target;
+            int half = count / 2;
+            Parallel.Invoke(
+                () => TensorPrimitives.ConvertToSingle(new ReadOnlySpan<Half>(source, half), new Span<float>(t, half)),
+                () => TensorPrimitives.ConvertToSingle(new ReadOnlySpan<Half>(source + half, count - half), new Span<float>(t + half, count - half)));
+        }
+    }
+
+    private static List<(EmbeddingSegment Segment, long Start, long Rows)> Units(IReadOnlyList<EmbeddingSegment> segments, int rowsPerUnit)
+    {
+        var units = new List<(EmbeddingSegment, long, long)>();
+        foreach (var s in segments)
+            for (long start = 0; start < s.Rows; start += rowsPerUnit)
+                units.Add((s, start, Math.Min(rowsPerUnit, s.Rows - start)));
+        return units;
+    }
+
+    private static TopK[] Merge(TopK[]?[] perWorker, int q, int k)
+    {
+        var merged = new TopK[q];
+        for (int j = 0; j < q; j++)
+        {
+            merged[j] = new TopK(k);
+            foreach (var w in perWorker)
+                if (w is not null) merged[j].AddAll(w[j]);
+        }
+        return merged;
+    }
+}
