@@ -21,6 +21,8 @@ internal static class Program
             ModelsCommand.Create(),
             BenchCommand.Create(),
             IndexCommand.Create(),
+            SearchCommand.Create(),
+            ServeCommand.Create(),
         };
         return root.Parse(args).Invoke();
     }
