@@ -1,0 +1,89 @@
+using System.Runtime.InteropServices;
+using Clip.MLNet.Search;
+
+namespace Clip.MLNet.Tests.Search;
+
+/// <summary>The scan kernels and the library type, without a model.</summary>
+[Collection(SearchCollection.Name)]
+public sealed class ClipIndexSearcherTests(SearchCorpus corpus)
+{
+    private static (Half[] Rows, float[] Queries) Random(int n, int d, int q, int seed)
+    {
+        var random = new Random(seed);
+        var rows = new Half[n * d];
+        for (int i = 0; i < rows.Length; i++)
+        {
+            double v = (random.NextDouble() - 0.5) * 0.2;
+            rows[i] = (i % 97) switch { 0 => (Half)0.0, 1 => (Half)(-0.0), 2 => (Half)(v * 1e-4), 3 => (Half)(-3e-6), _ => (Half)v }; // zeros and subnormals too
+        }
+        var queries = Enumerable.Range(0, q * d).Select(_ => (float)(random.NextDouble() - 0.5)).ToArray();
+        return (rows, queries);
+    }
+
+    [Theory]
+    [InlineData(1, 512)]
+    [InlineData(3, 512)]
+    [InlineData(4, 64)]
+    [InlineData(1, 40)]   // not a multiple of 32: the converting path
+    [InlineData(17, 512)] // the matrix-product path
+    [InlineData(64, 96)]
+    public unsafe void ScanEqualsBruteForce(int q, int d)
+    {
+        const int n = 5003, k = 25;
+        var (rows, queries) = Random(n, d, q, seed: q * 1000 + d);
+        fixed (Half* data = rows)
+        {
+            // Two segments, ids continuing across them.
+            var segments = new[] { new EmbeddingSegment(data, 2000, 0), new EmbeddingSegment(data + 2000L * d, n - 2000, 2000) };
+            var tops = EmbeddingScan.Scan(segments, queries, q, d, k, threads: 2);
+            for (int j = 0; j < q; j++)
+            {
+                var expected = Enumerable.Range(0, n).Select(i =>
+                {
+                    double s = 0;
+                    for (int c = 0; c < d; c++) s += (double)(float)rows[i * d + c] * queries[j * d + c];
+                    return (Score: s, Id: (long)i);
+                }).OrderByDescending(e => e.Score).Take(k).ToArray();
+                var actual = tops[j].Sorted();
+                Assert.Equal(k, actual.Length);
+                for (int r = 0; r < k; r++)
+                {
+                    Assert.True(Math.Abs(actual[r].Score - expected[r].Score) <= 1e-4, $"query {j} rank {r}: {actual[r].Score} vs {expected[r].Score}");
+                    double own = 0;
+                    for (int c = 0; c < d; c++) own += (double)(float)rows[actual[r].Id * d + c] * queries[j * d + c];
+                    Assert.True(Math.Abs(actual[r].Score - own) <= 1e-4, $"query {j} rank {r}: id {actual[r].Id}");
+                }
+            }
+        }
+    }
+
+    [Fact]
+    public void TopKKeepsTheBestWithTiesToTheSmallerId()
+    {
+        var top = new TopK(3);
+        foreach (var (s, id) in new[] { (0.5f, 7L), (0.9f, 3L), (0.5f, 2L), (0.1f, 1L), (0.9f, 9L), (0.5f, 1L) }) top.Add(s, id);
+        Assert.Equal([(0.9f, 3L), (0.9f, 9L), (0.5f, 1L)], top.Sorted());
+    }
+
+    [Fact]
+    public void VectorQueriesWithoutAModelMatchBruteForceAndCarryMetadata()
+    {
+        using var searcher = ClipIndexSearcher.Open(corpus.Index, new ClipIndexSearchOptions { LoadModel = false });
+        Assert.Null(searcher.Model);
+        Assert.Equal(SearchCorpus.ImageCount, searcher.Count);
+        var rows = corpus.Rows();
+        var query = rows[42].Row.Select((v, i) => v + (i % 3 == 0 ? 0.01f : 0f)).ToArray();
+        var hits = searcher.Search(query, 5);
+        Assert.Equal(rows[42].Path, hits[0].Path);
+        Assert.Equal(42, hits[0].Id);
+        Assert.Equal(rows[42].Path, searcher.Entry(42).ImagePath);
+        var batch = searcher.Search([rows[0].Row, rows[299].Row, rows[150].Row], 2);
+        Assert.Equal([rows[0].Path, rows[299].Path, rows[150].Path], batch.Select(b => b[0].Path));
+        Assert.Throws<InvalidOperationException>(() => searcher.SearchText("a cat", 3));
+        Assert.Throws<ArgumentOutOfRangeException>(() => searcher.Search(query, 0));
+        Assert.Throws<ArgumentException>(() => searcher.Search(new float[7], 3));
+        Assert.Throws<ArgumentException>(() => searcher.Search(new float[searcher.Dimension], 3));
+        var bytes = searcher.ReadImage(42);
+        Assert.Equal(File.ReadAllBytes(Path.Combine(corpus.Images, rows[42].Path)), bytes);
+    }
+}
