@@ -1,5 +1,8 @@
-using System.Runtime.InteropServices;
+using System.Formats.Tar;
+using System.Text;
 using Clip.MLNet.Search;
+using Clip.MLNet.Tests.Indexing;
+using Clip.MLNet.Tests.Support;
 
 namespace Clip.MLNet.Tests.Search;
 
@@ -85,5 +88,41 @@ public sealed class ClipIndexSearcherTests(SearchCorpus corpus)
         Assert.Throws<ArgumentException>(() => searcher.Search(new float[searcher.Dimension], 3));
         var bytes = searcher.ReadImage(42);
         Assert.Equal(File.ReadAllBytes(Path.Combine(corpus.Images, rows[42].Path)), bytes);
+    }
+
+    [Fact]
+    public void WebDatasetItemsAreReadFromTheirShardAndCarryTheirCaptions()
+    {
+        using var temp = new TempDir();
+        var images = new Dictionary<string, (byte[] Bytes, string Caption)>();
+        for (int s = 0; s < 2; s++)
+        {
+            using var stream = File.Create(Path.Combine(temp.Path, $"shard-{s}.tar"));
+            using var writer = new TarWriter(stream, TarEntryFormat.Pax);
+            for (int k = 0; k < 4; k++)
+            {
+                var key = $"part/s{s}k{k}";
+                var bytes = IndexCorpus.Image(100 + s * 10 + k, k % 2 == 0 ? "jpg" : "png", 64, 48);
+                var caption = $"caption {s}-{k}";
+                writer.WriteEntry(new PaxTarEntry(TarEntryType.RegularFile, key + (k % 2 == 0 ? ".jpg" : ".png")) { DataStream = new MemoryStream(bytes) });
+                writer.WriteEntry(new PaxTarEntry(TarEntryType.RegularFile, key + ".txt") { DataStream = new MemoryStream(Encoding.UTF8.GetBytes(caption)) });
+                images[$"shard-{s}.tar/{key}"] = (bytes, caption);
+            }
+        }
+        var index = Path.Combine(temp.Path, "index");
+        var result = IndexCorpus.Cli(["index", "--model", IndexCorpus.ModelPath, "--webdataset", Path.Combine(temp.Path, "shard-{0..1}.tar"), "--output", index, "--partitions", "2", "--quiet"]);
+        Assert.True(result.ExitCode == 0, result.Tail());
+        using var searcher = ClipIndexSearcher.Open(index, new ClipIndexSearchOptions { LoadModel = false });
+        Assert.Equal(8, searcher.Count);
+        for (long id = 0; id < searcher.Count; id++)
+        {
+            var entry = searcher.Entry(id);
+            Assert.Equal(images[entry.ImagePath].Caption, entry.Caption);
+            Assert.Equal(images[entry.ImagePath].Bytes, searcher.ReadImage(id));
+        }
+        var rows = IndexCorpus.ReadRows(Path.Combine(index, "img_emb", "img_emb_1.npy"));
+        var hit = searcher.Search(rows[1], 1)[0];
+        Assert.Equal(searcher.Entry(5).ImagePath, hit.Path);
+        Assert.Equal(searcher.Entry(5).Caption, hit.Caption);
     }
 }
