@@ -139,7 +139,7 @@ internal static unsafe class EmbeddingScan
         var units = Units(segments, DotUnitRows);
         int next = -1;
         var results = new TopK[threads][];
-        bool fused = Vector512.IsHardwareAccelerated && d % 32 == 0;
+        int width = KernelWidth(d);
         Parallel.For(0, threads, new ParallelOptions { MaxDegreeOfParallelism = threads }, worker =>
         {
             var tops = new TopK[q];
@@ -158,7 +158,8 @@ internal static unsafe class EmbeddingScan
                     for (long r0 = 0; r0 < rows; r0 += DotRows)
                     {
                         int n = (int)Math.Min(DotRows, rows - r0);
-                        if (fused) ScoreFused(data + r0 * d, n, d, query, q, score);
+                        if (width == 512) ScoreFused(data + r0 * d, n, d, query, q, score);
+                        else if (width == 256) ScoreFused256(data + r0 * d, n, d, query, q, score);
                         else ScoreConverted(data + r0 * d, n, d, queries, q, buffer, scores);
                         long first = segment.FirstId + start + r0;
                         for (int i = 0; i < n; i++)
@@ -174,6 +175,17 @@ internal static unsafe class EmbeddingScan
         });
         return Merge(results, q, k);
     }
+
+    /// <summary>The widest fused kernel for rows of <paramref name="d"/> values on this machine (0: convert, then dot); <see cref="MaxWidth"/> caps it.</summary>
+    internal static int KernelWidth(int d)
+    {
+        if (MaxWidth >= 512 && Vector512.IsHardwareAccelerated && d % 32 == 0) return 512;
+        if (MaxWidth >= 256 && Vector256.IsHardwareAccelerated && d % 16 == 0) return 256;
+        return 0;
+    }
+
+    /// <summary>The widest kernel allowed (tests lower it to run the narrower kernels on any machine).</summary>
+    internal static int MaxWidth { get; set; } = 512;
 
     /// <summary>Scores rows by converting them to float32 in a small buffer, then SIMD dot products (any width).</summary>
     private static void ScoreConverted(Half* rows, int n, int d, float[] queries, int q, float[] buffer, float[] scores)
@@ -215,6 +227,33 @@ internal static unsafe class EmbeddingScan
                 }
             }
             for (int j = 0; j < q; j++) scores[i * q + j] = Vector512.Sum(accumulators[2 * j] + accumulators[2 * j + 1]);
+        }
+    }
+
+    /// <summary><see cref="ScoreFused"/> with 256-bit vectors (AVX2 machines, and those where .NET prefers 256 bits).</summary>
+    private static void ScoreFused256(Half* rows, int n, int d, float* queries, int q, float* scores)
+    {
+        var magic = Vector256.Create(BitConverter.UInt32BitsToSingle(0x77800000)); // 2^112
+        var magnitude = Vector256.Create((uint)0x7FFF);
+        var sign = Vector256.Create((uint)0x8000);
+        Vector256<float>* accumulators = stackalloc Vector256<float>[2 * DotQueries];
+        for (int i = 0; i < n; i++)
+        {
+            ushort* row = (ushort*)(rows + (long)i * d);
+            for (int j = 0; j < 2 * q; j++) accumulators[j] = Vector256<float>.Zero;
+            for (int c = 0; c < d; c += 16)
+            {
+                var (low, high) = Vector256.Widen(Vector256.Load(row + c));
+                var lo = (Vector256.ShiftLeft(low & magnitude, 13).AsSingle() * magic).AsUInt32() | Vector256.ShiftLeft(low & sign, 16);
+                var hi = (Vector256.ShiftLeft(high & magnitude, 13).AsSingle() * magic).AsUInt32() | Vector256.ShiftLeft(high & sign, 16);
+                for (int j = 0; j < q; j++)
+                {
+                    float* query = queries + (long)j * d + c;
+                    accumulators[2 * j] = Vector256.FusedMultiplyAdd(lo.AsSingle(), Vector256.Load(query), accumulators[2 * j]);
+                    accumulators[2 * j + 1] = Vector256.FusedMultiplyAdd(hi.AsSingle(), Vector256.Load(query + 8), accumulators[2 * j + 1]);
+                }
+            }
+            for (int j = 0; j < q; j++) scores[i * q + j] = Vector256.Sum(accumulators[2 * j] + accumulators[2 * j + 1]);
         }
     }
 

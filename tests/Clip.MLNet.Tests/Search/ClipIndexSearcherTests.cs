@@ -24,13 +24,24 @@ public sealed class ClipIndexSearcherTests(SearchCorpus corpus)
     }
 
     [Theory]
-    [InlineData(1, 512)]
-    [InlineData(3, 512)]
-    [InlineData(4, 64)]
-    [InlineData(1, 40)]   // not a multiple of 32: the converting path
-    [InlineData(17, 512)] // the matrix-product path
-    [InlineData(64, 96)]
-    public unsafe void ScanEqualsBruteForce(int q, int d)
+    [InlineData(1, 512, 512)]
+    [InlineData(3, 512, 512)]
+    [InlineData(4, 64, 512)]
+    [InlineData(1, 512, 256)] // the 256-bit kernel
+    [InlineData(2, 48, 512)]  // a multiple of 16, not of 32: the 256-bit kernel
+    [InlineData(1, 512, 0)]   // convert, then dot
+    [InlineData(1, 40, 512)]  // not a multiple of 16: convert, then dot
+    [InlineData(17, 512, 512)] // the matrix-product path
+    [InlineData(64, 96, 512)]
+    public unsafe void ScanEqualsBruteForce(int q, int d, int maxWidth)
+    {
+        int saved = EmbeddingScan.MaxWidth;
+        EmbeddingScan.MaxWidth = maxWidth;
+        try { ScanEqualsBruteForceCore(q, d); }
+        finally { EmbeddingScan.MaxWidth = saved; }
+    }
+
+    private static unsafe void ScanEqualsBruteForceCore(int q, int d)
     {
         const int n = 5003, k = 25;
         var (rows, queries) = Random(n, d, q, seed: q * 1000 + d);
