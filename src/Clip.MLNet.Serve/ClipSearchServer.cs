@@ -27,7 +27,7 @@ public sealed class ClipSearchServer : IAsyncDisposable
     /// <summary>The largest upload accepted (16 MiB); a larger body is answered 413.</summary>
     public const long MaxUploadBytes = 16 << 20;
 
-    /// <summary>The largest k a request may ask for.</summary>
+    /// <summary>The largest k a request may ask for once k is clamped to the index size.</summary>
     public const int MaxK = 10_000;
 
     /// <summary>Results on the page.</summary>
@@ -188,13 +188,15 @@ public sealed class ClipSearchServer : IAsyncDisposable
         return Results.Content(SearchPage.Render(q, initial, error, searcher.Count, PageResults), "text/html; charset=utf-8");
     }
 
-    private static bool TryK(string? value, int fallback, out int k, out IResult? bad)
+    private bool TryK(string? value, int fallback, out int k, out IResult? bad)
     {
         bad = null;
         k = fallback;
+        long count = searcher.Count;
         if (string.IsNullOrEmpty(value)) return true;
         if (!int.TryParse(value, NumberStyles.AllowLeadingSign, CultureInfo.InvariantCulture, out k)) { bad = Problem(400, $"k={value}: not an integer"); return false; }
         if (k <= 0) { bad = Problem(400, $"k must be positive, got {k}"); return false; }
+        k = (int)Math.Min(k, Math.Max(1, count)); // clamped to the index size, as clip search does
         if (k > MaxK) { bad = Problem(400, $"k={k}: at most {MaxK} results per request"); return false; }
         return true;
     }

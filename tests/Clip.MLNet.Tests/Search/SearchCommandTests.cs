@@ -82,6 +82,8 @@ public sealed class SearchCommandTests(SearchCorpus corpus)
         var actual = Parse(await response.Content.ReadAsStringAsync());
         Assert.Equal(expected.Select(h => (h.Rank, h.Path, h.Caption)), actual.Select(h => (h.Rank, h.Path, h.Caption)));
         for (int i = 0; i < expected.Length; i++) Assert.True(Math.Abs(expected[i].Score - actual[i].Score) <= 1e-5, $"rank {i + 1}");
+        var all = Parse(await http.GetStringAsync("/api/search?text=a+photo+of+a+temple&k=1000000"));
+        Assert.Equal(SearchCorpus.ImageCount, all.Length); // clamped to the index size, as clip search does
     }
 
     [Fact]
