@@ -20,7 +20,8 @@ namespace Clip.MLNet.Serve;
 /// Kestrel. <c>GET /api/search?text=...&amp;k=...</c> answers <c>clip search --json</c>'s array; <c>POST /api/search</c>
 /// searches by the image of the multipart field <c>image</c>; <c>GET /thumb/{id}</c> is a JPEG thumbnail of result row
 /// <c>id</c> (read from its file or WebDataset shard: no path is ever taken from a request); <c>GET /</c> is the page.
-/// Searches are queued (one at a time, each scan uses every core); a bad request is answered 4xx and the server goes on.
+/// Searches are queued, and those waiting together are answered by one scan (see <c>SearchQueue</c>); a bad
+/// request is answered 4xx and the server goes on.
 /// </summary>
 public sealed class ClipSearchServer : IAsyncDisposable
 {
@@ -38,13 +39,14 @@ public sealed class ClipSearchServer : IAsyncDisposable
 
     private readonly WebApplication app;
     private readonly ClipIndexSearcher searcher;
-    private readonly SemaphoreSlim gate = new(1, 1);
+    private readonly SearchQueue queue;
     private readonly ConcurrentDictionary<long, byte[]> thumbnails = new();
 
     private ClipSearchServer(WebApplication app, ClipIndexSearcher searcher)
     {
         this.app = app;
         this.searcher = searcher;
+        queue = new SearchQueue(searcher);
     }
 
     /// <summary>The addresses the server listens on (the actual port when 0 was asked for).</summary>
@@ -86,7 +88,7 @@ public sealed class ClipSearchServer : IAsyncDisposable
         app.MapGet("/api/search", (Func<HttpContext, Task<IResult>>)SearchByText);
         app.MapPost("/api/search", (Func<HttpContext, Task<IResult>>)SearchByImage).DisableAntiforgery();
         app.MapGet("/thumb/{id:long}", Thumbnail);
-        app.MapGet("/api/info", () => Results.Json(new { index = searcher.Folder, model = searcher.Info.ModelName, items = searcher.Count, dim = searcher.Dimension }));
+        app.MapGet("/api/info", () => Results.Json(new { index = searcher.Folder, model = searcher.Info.ModelName, items = searcher.Count, dim = searcher.Dimension, scans = queue.Scans, queries = queue.Queries }));
         app.MapFallback((HttpContext c) => Results.Content(SearchJson.Error($"{c.Request.Path}: no such page"), "application/json", statusCode: 404));
     }
 
@@ -97,7 +99,7 @@ public sealed class ClipSearchServer : IAsyncDisposable
         var text = query["text"].ToString();
         if (string.IsNullOrWhiteSpace(text)) return Problem(400, "text: the query is empty (GET /api/search?text=...&k=...)");
         bool thumbs = IsTrue(query["thumbs"]);
-        return await Run(context, () => searcher.SearchText(text, k), thumbs);
+        return await Run(() => searcher.EmbedTexts([text])[0], k, thumbs);
     }
 
     private async Task<IResult> SearchByImage(HttpContext context)
@@ -120,28 +122,19 @@ public sealed class ClipSearchServer : IAsyncDisposable
         var bytes = new byte[file.Length];
         await using (var stream = file.OpenReadStream()) await stream.ReadExactlyAsync(bytes, context.RequestAborted);
         var name = string.IsNullOrEmpty(file.FileName) ? "the uploaded image" : file.FileName;
-        return await Run(context, () => searcher.SearchImage(bytes, k, name), IsTrue(query["thumbs"]));
+        return await Run(() => searcher.EmbedImage(bytes, name), k, IsTrue(query["thumbs"]));
     }
 
     /// <summary>Runs a search in the queue; bad input becomes a 4xx.</summary>
-    private async Task<IResult> Run(HttpContext context, Func<IReadOnlyList<ClipSearchResult>> search, bool thumbs)
+    private async Task<IResult> Run(Func<float[]> embed, int k, bool thumbs)
     {
         try
         {
-            await gate.WaitAsync(context.RequestAborted);
-        }
-        catch (OperationCanceledException) { return Problem(499, "the client went away"); }
-        try
-        {
-            var results = await Task.Run(search);
+            var results = await queue.Search(embed, k);
             return Results.Content(SearchJson.Write(results, thumbs), "application/json; charset=utf-8");
         }
         catch (ClipImageException e) { return Problem(415, OneLine(e.Message)); }
         catch (ArgumentException e) { return Problem(400, OneLine(e.Message)); }
-        finally
-        {
-            gate.Release();
-        }
     }
 
     private IResult Thumbnail(long id)
@@ -180,10 +173,8 @@ public sealed class ClipSearchServer : IAsyncDisposable
         string? error = null;
         if (!string.IsNullOrWhiteSpace(q))
         {
-            await gate.WaitAsync(context.RequestAborted);
-            try { initial = await Task.Run(() => searcher.SearchText(q, PageResults)); }
+            try { initial = await queue.Search(() => searcher.EmbedTexts([q])[0], PageResults); }
             catch (ArgumentException e) { error = OneLine(e.Message); }
-            finally { gate.Release(); }
         }
         return Results.Content(SearchPage.Render(q, initial, error, searcher.Count, PageResults), "text/html; charset=utf-8");
     }
@@ -212,6 +203,6 @@ public sealed class ClipSearchServer : IAsyncDisposable
     {
         await app.StopAsync();
         await app.DisposeAsync();
-        gate.Dispose();
+        queue.Dispose();
     }
 }

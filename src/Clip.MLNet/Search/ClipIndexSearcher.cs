@@ -70,6 +70,12 @@ public sealed class ClipIndexSearcher : IDisposable
         if (model is not null) preprocessor = new ClipImagePreprocessor(info.ImageSize, info.Mean, info.Std);
     }
 
+    /// <summary>
+    /// Batches of at most this many queries are scored exactly as each query alone, bit for bit (one pass of dot
+    /// products); larger batches go through a matrix product, whose rounding may differ in the last bits.
+    /// </summary>
+    public const int IndependentBatchSize = EmbeddingScan.DotQueries;
+
     /// <summary>The index folder (full path).</summary>
     public string Folder { get; }
 
