@@ -208,27 +208,82 @@ internal static unsafe class EmbeddingScan
         var magic = Vector512.Create(BitConverter.UInt32BitsToSingle(0x77800000)); // 2^112
         var magnitude = Vector512.Create((uint)0x7FFF);
         var sign = Vector512.Create((uint)0x8000);
-        Vector512<float>* accumulators = stackalloc Vector512<float>[2 * DotQueries];
+        if (q == 1)
+        {
+            // One query: the accumulators in registers, four independent chains.
+            for (int i = 0; i < n; i++)
+            {
+                ushort* row = (ushort*)(rows + (long)i * d);
+                Vector512<float> a0 = default, a1 = default, a2 = default, a3 = default;
+                int c = 0;
+                for (; c + 64 <= d; c += 64)
+                {
+                    var (l0, h0) = Vector512.Widen(Vector512.Load(row + c));
+                    var (l1, h1) = Vector512.Widen(Vector512.Load(row + c + 32));
+                    a0 = Vector512.FusedMultiplyAdd(ToSingle(l0, magnitude, sign, magic), Vector512.Load(queries + c), a0);
+                    a1 = Vector512.FusedMultiplyAdd(ToSingle(h0, magnitude, sign, magic), Vector512.Load(queries + c + 16), a1);
+                    a2 = Vector512.FusedMultiplyAdd(ToSingle(l1, magnitude, sign, magic), Vector512.Load(queries + c + 32), a2);
+                    a3 = Vector512.FusedMultiplyAdd(ToSingle(h1, magnitude, sign, magic), Vector512.Load(queries + c + 48), a3);
+                }
+                for (; c < d; c += 32)
+                {
+                    var (l0, h0) = Vector512.Widen(Vector512.Load(row + c));
+                    a0 = Vector512.FusedMultiplyAdd(ToSingle(l0, magnitude, sign, magic), Vector512.Load(queries + c), a0);
+                    a1 = Vector512.FusedMultiplyAdd(ToSingle(h0, magnitude, sign, magic), Vector512.Load(queries + c + 16), a1);
+                }
+                scores[i] = Vector512.Sum((a0 + a1) + (a2 + a3));
+            }
+            return;
+        }
+        // Several queries: the same four chains per query, in the same order, so each query's score is the one it gets alone.
+        Vector512<float>* accumulators = stackalloc Vector512<float>[4 * DotQueries];
         for (int i = 0; i < n; i++)
         {
             ushort* row = (ushort*)(rows + (long)i * d);
-            for (int j = 0; j < 2 * q; j++) accumulators[j] = Vector512<float>.Zero;
-            for (int c = 0; c < d; c += 32)
+            for (int j = 0; j < 4 * q; j++) accumulators[j] = Vector512<float>.Zero;
+            int c = 0;
+            for (; c + 64 <= d; c += 64)
             {
-                var halves = Vector512.Load(row + c);
-                var (low, high) = Vector512.Widen(halves);
-                var lo = (Vector512.ShiftLeft(low & magnitude, 13).AsSingle() * magic).AsUInt32() | Vector512.ShiftLeft(low & sign, 16);
-                var hi = (Vector512.ShiftLeft(high & magnitude, 13).AsSingle() * magic).AsUInt32() | Vector512.ShiftLeft(high & sign, 16);
+                var (l0, h0) = Vector512.Widen(Vector512.Load(row + c));
+                var (l1, h1) = Vector512.Widen(Vector512.Load(row + c + 32));
+                var v0 = ToSingle(l0, magnitude, sign, magic);
+                var v1 = ToSingle(h0, magnitude, sign, magic);
+                var v2 = ToSingle(l1, magnitude, sign, magic);
+                var v3 = ToSingle(h1, magnitude, sign, magic);
                 for (int j = 0; j < q; j++)
                 {
                     float* query = queries + (long)j * d + c;
-                    accumulators[2 * j] = Vector512.FusedMultiplyAdd(lo.AsSingle(), Vector512.Load(query), accumulators[2 * j]);
-                    accumulators[2 * j + 1] = Vector512.FusedMultiplyAdd(hi.AsSingle(), Vector512.Load(query + 16), accumulators[2 * j + 1]);
+                    Vector512<float>* a = accumulators + 4 * j;
+                    a[0] = Vector512.FusedMultiplyAdd(v0, Vector512.Load(query), a[0]);
+                    a[1] = Vector512.FusedMultiplyAdd(v1, Vector512.Load(query + 16), a[1]);
+                    a[2] = Vector512.FusedMultiplyAdd(v2, Vector512.Load(query + 32), a[2]);
+                    a[3] = Vector512.FusedMultiplyAdd(v3, Vector512.Load(query + 48), a[3]);
                 }
             }
-            for (int j = 0; j < q; j++) scores[i * q + j] = Vector512.Sum(accumulators[2 * j] + accumulators[2 * j + 1]);
+            for (; c < d; c += 32)
+            {
+                var (l0, h0) = Vector512.Widen(Vector512.Load(row + c));
+                var v0 = ToSingle(l0, magnitude, sign, magic);
+                var v1 = ToSingle(h0, magnitude, sign, magic);
+                for (int j = 0; j < q; j++)
+                {
+                    float* query = queries + (long)j * d + c;
+                    Vector512<float>* a = accumulators + 4 * j;
+                    a[0] = Vector512.FusedMultiplyAdd(v0, Vector512.Load(query), a[0]);
+                    a[1] = Vector512.FusedMultiplyAdd(v1, Vector512.Load(query + 16), a[1]);
+                }
+            }
+            for (int j = 0; j < q; j++)
+            {
+                Vector512<float>* a = accumulators + 4 * j;
+                scores[i * q + j] = Vector512.Sum((a[0] + a[1]) + (a[2] + a[3]));
+            }
         }
     }
+
+    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
+    private static Vector512<float> ToSingle(Vector512<uint> halves, Vector512<uint> magnitude, Vector512<uint> sign, Vector512<float> magic) =>
+        ((Vector512.ShiftLeft(halves & magnitude, 13).AsSingle() * magic).AsUInt32() | Vector512.ShiftLeft(halves & sign, 16)).AsSingle();
 
     /// <summary><see cref="ScoreFused"/> with 256-bit vectors (AVX2 machines, and those where .NET prefers 256 bits).</summary>
     private static void ScoreFused256(Half* rows, int n, int d, float* queries, int q, float* scores)

@@ -25,6 +25,7 @@ public sealed class ClipIndexSearcherTests(SearchCorpus corpus)
 
     [Theory]
     [InlineData(1, 512, 512)]
+    [InlineData(1, 96, 512)]  // one query, a row not a multiple of 64: the tail step
     [InlineData(3, 512, 512)]
     [InlineData(4, 64, 512)]
     [InlineData(1, 512, 256)] // the 256-bit kernel
@@ -69,6 +70,33 @@ public sealed class ClipIndexSearcherTests(SearchCorpus corpus)
                 }
             }
         }
+    }
+
+    [Theory]
+    [InlineData(512, 512)]
+    [InlineData(96, 512)]
+    [InlineData(512, 256)]
+    [InlineData(512, 0)]
+    public unsafe void AQueryInABatchScoresBitForBitAsAlone(int d, int maxWidth)
+    {
+        const int n = 3001;
+        var (rows, queries) = Random(n, d, ClipIndexSearcher.IndependentBatchSize, seed: d + maxWidth);
+        int saved = EmbeddingScan.MaxWidth;
+        EmbeddingScan.MaxWidth = maxWidth;
+        try
+        {
+            fixed (Half* data = rows)
+            {
+                var segments = new[] { new EmbeddingSegment(data, n, 0) };
+                var batch = EmbeddingScan.Scan(segments, queries, ClipIndexSearcher.IndependentBatchSize, d, 20, threads: 2);
+                for (int j = 0; j < ClipIndexSearcher.IndependentBatchSize; j++)
+                {
+                    var alone = EmbeddingScan.Scan(segments, queries[(j * d)..((j + 1) * d)], 1, d, 20, threads: 2);
+                    Assert.Equal(alone[0].Sorted(), batch[j].Sorted());
+                }
+            }
+        }
+        finally { EmbeddingScan.MaxWidth = saved; }
     }
 
     [Fact]
