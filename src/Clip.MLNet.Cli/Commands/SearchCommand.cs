@@ -77,7 +77,7 @@ internal static class SearchCommand
             {
                 ["vectors"] = r.Vectors, ["dim"] = r.Dimension, ["batch"] = r.Batch, ["threads"] = r.Threads, ["dtype"] = "float16 rows, float32 arithmetic",
                 ["vectors_per_s_1"] = Math.Round(r.VectorsPerSecondOne), ["vectors_per_s_batch"] = Math.Round(r.VectorsPerSecondBatch),
-                ["read_gb_per_s"] = Math.Round(r.ReadGBps, 2), ["gemm_gflops_fp32"] = Math.Round(r.GemmGflops, 1),
+                ["read_gb_per_s"] = Math.Round(r.ReadGBps, 2), ["gemm_gflops_fp32"] = Math.Round(r.GemmGflops, 1), ["scan_gemm_gflops_fp32"] = Math.Round(r.ScanGemmGflops, 1),
                 ["bound_1"] = Math.Round(r.ReadBoundOne), ["bound_batch"] = Math.Round(r.BoundBatch),
                 ["efficiency_1"] = Math.Round(r.EfficiencyOne, 3), ["efficiency_batch"] = Math.Round(r.EfficiencyBatch, 3),
                 ["cpu"] = CpuName(),
@@ -89,6 +89,7 @@ internal static class SearchCommand
             scan of {r.Vectors} x {r.Dimension} float16 vectors, {r.Threads} threads ({CpuName()})
               memory read rate        {r.ReadGBps,10:F2} GB/s   -> {r.ReadBoundOne / 1e6,8:F2} M vectors/s at {2 * r.Dimension} bytes/vector
               GEMM rate (float32)     {r.GemmGflops,10:F1} GFLOP/s -> {r.GemmGflops * 1e9 / (2.0 * r.Batch * r.Dimension) / 1e6,8:F2} M vectors/s for {r.Batch} queries
+              the scan's product      {r.ScanGemmGflops,10:F1} GFLOP/s ({r.Batch} x {r.Dimension} times {r.Dimension} x 4096, float32)
               1 query                 {r.VectorsPerSecondOne / 1e6,10:F2} M vectors/s  ({r.EfficiencyOne:P0} of the read bound)
               {r.Batch} queries              {r.VectorsPerSecondBatch / 1e6,10:F2} M vectors/s  ({r.VectorsPerSecondBatch * r.Batch / 1e6,8:F1} M query-vector scores/s; {r.EfficiencyBatch:P0} of min(read, GEMM) bound)
             """));

@@ -15,10 +15,11 @@ namespace Clip.MLNet.Performance;
 /// <param name="VectorsPerSecondBatch">Rows scanned per second for <paramref name="Batch"/> queries at once.</param>
 /// <param name="ReadGBps">The memory read rate (GB/s, 10⁹ bytes): a SIMD sum over a buffer larger than the caches, same threads.</param>
 /// <param name="GemmGflops">The float32 matrix-product rate (GFLOP/s) of libtorch (the scan's dtype once converted), best of square 1024 and 2048.</param>
+/// <param name="ScanGemmGflops">The rate of the scan's own product (batch x dimension times dimension x 4096 rows), for comparison with the square one.</param>
 /// <param name="ReadBoundOne">Read rate / bytes per row: the ceiling for one query.</param>
 /// <param name="BoundBatch">min(read rate / bytes per row, GEMM rate / (2 x batch x dimension)): the ceiling for the batch.</param>
 public sealed record ClipSearchBenchmarkResult(long Vectors, int Dimension, int Batch, int Threads, double VectorsPerSecondOne, double VectorsPerSecondBatch,
-    double ReadGBps, double GemmGflops, double ReadBoundOne, double BoundBatch)
+    double ReadGBps, double GemmGflops, double ScanGemmGflops, double ReadBoundOne, double BoundBatch)
 {
     /// <summary>VectorsPerSecondOne / ReadBoundOne (the goal is at least 0.5).</summary>
     public double EfficiencyOne => VectorsPerSecondOne / ReadBoundOne;
@@ -73,15 +74,35 @@ public static class ClipSearchBenchmark
             double many = Best(batch);
             double read = ReadGBps(threads, repeats);
             double gemm = Math.Max(ClipBenchmark.GemmGflops(1024, ScalarType.Float32, CPU, 0.5), ClipBenchmark.GemmGflops(2048, ScalarType.Float32, CPU, 1));
+            double scanGemm = ScanShapeGflops(batch, dimension);
             double bytesPerRow = 2.0 * dimension;
             double readBound = read * 1e9 / bytesPerRow;
             double gemmBound = gemm * 1e9 / (2.0 * batch * dimension);
-            return new ClipSearchBenchmarkResult(vectors, dimension, batch, threads, one, many, read, gemm, readBound, Math.Min(readBound, gemmBound));
+            return new ClipSearchBenchmarkResult(vectors, dimension, batch, threads, one, many, read, gemm, scanGemm, readBound, Math.Min(readBound, gemmBound));
         }
         finally
         {
             NativeMemory.AlignedFree(data);
         }
+    }
+
+    /// <summary>GFLOP/s of the scan's product shape: [batch, d] x [d, rows], best of 20.</summary>
+    private static double ScanShapeGflops(int batch, int d)
+    {
+        using var _ = no_grad();
+        using var scope = NewDisposeScope();
+        var queries = randn(batch, d);
+        var block = randn(EmbeddingScan.GemmRows, d);
+        var t = block.t();
+        queries.mm(t).Dispose();
+        double best = double.MaxValue;
+        for (int i = 0; i < 20; i++)
+        {
+            var sw = Stopwatch.StartNew();
+            queries.mm(t).Dispose();
+            best = Math.Min(best, sw.Elapsed.TotalSeconds);
+        }
+        return 2.0 * batch * d * EmbeddingScan.GemmRows / best / 1e9;
     }
 
     /// <summary>The memory read rate in GB/s: SIMD sums over a 512 MiB buffer on <paramref name="threads"/> threads, best of the repeats.</summary>

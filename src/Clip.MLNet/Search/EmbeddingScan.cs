@@ -125,7 +125,7 @@ internal static unsafe class EmbeddingScan
 
     private const int DotRows = 16;        // 16 x 512 float32 = 32 KiB
     private const int DotUnitRows = 4096;  // rows a worker takes at a time
-    private const int GemmRows = 2048;     // 2048 x 512 float32 = 4 MiB, in L3
+    internal const int GemmRows = 4096;     // 4096 x 512 float32 = 8 MiB, in L3
 
     /// <summary>Scores <paramref name="queries"/> (<paramref name="q"/> rows of <paramref name="d"/>) against every row of the segments.</summary>
     public static TopK[] Scan(IReadOnlyList<EmbeddingSegment> segments, float[] queries, int q, int d, int k, int threads, CancellationToken cancellation = default)
@@ -317,7 +317,7 @@ internal static unsafe class EmbeddingScan
         var tops = new TopK[q];
         for (int j = 0; j < q; j++) tops[j] = new TopK(k);
         using var scope = NewDisposeScope();
-        using var queryMatrix = tensor(queries, [q, d]).t().contiguous();
+        using var queryMatrix = tensor(queries, [q, d]);
         using var block = empty([GemmRows, d], ScalarType.Float32);
         var blockValues = MemoryMarshal.Cast<byte, float>(block.bytes);
         var units = Units(segments, GemmRows);
@@ -326,14 +326,23 @@ internal static unsafe class EmbeddingScan
             cancellation.ThrowIfCancellationRequested();
             int n = (int)rows;
             ConvertParallel(segment.Data + start * d, blockValues, n * d);
-            using var scores = (n == GemmRows ? block : block.narrow(0, 0, n)).matmul(queryMatrix); // [n, q]
+            // [q, n] = queries [q, d] x block [n, d]^T: each query's scores contiguous, for the top-k pass below.
+            using var rowsTensor = n == GemmRows ? block.alias() : block.narrow(0, 0, n);
+            using var transposed = rowsTensor.t();
+            using var scores = queryMatrix.mm(transposed);
             var values = MemoryMarshal.Cast<byte, float>(scores.bytes);
             long first = segment.FirstId + start;
-            for (int i = 0; i < n; i++)
+            for (int j = 0; j < q; j++)
             {
-                var row = values.Slice(i * q, q);
-                for (int j = 0; j < q; j++)
-                    if (row[j] >= tops[j].Threshold) tops[j].Add(row[j], first + i);
+                var row = values.Slice(j * n, n);
+                var top = tops[j];
+                float threshold = top.Threshold;
+                for (int i = 0; i < n; i++)
+                {
+                    if (row[i] < threshold) continue;
+                    top.Add(row[i], first + i);
+                    threshold = top.Threshold;
+                }
             }
         }
         return tops;
@@ -342,19 +351,36 @@ internal static unsafe class EmbeddingScan
     /// <summary>float16 to float32 on two threads (one for small blocks).</summary>
     private static void ConvertParallel(Half* source, Span<float> destination, int count)
     {
-        if (count < 1 << 16 || Environment.ProcessorCount < 2)
-        {
-            TensorPrimitives.ConvertToSingle(new ReadOnlySpan<Half>(source, count), destination[..count]);
-            return;
-        }
         fixed (float* target = destination)
         {
             float* t = target;
-            int half = count / 2;
-            Parallel.Invoke(
-                () => TensorPrimitives.ConvertToSingle(new ReadOnlySpan<Half>(source, half), new Span<float>(t, half)),
-                () => TensorPrimitives.ConvertToSingle(new ReadOnlySpan<Half>(source + half, count - half), new Span<float>(t + half, count - half)));
+            if (count < 1 << 16 || Environment.ProcessorCount < 2)
+            {
+                Convert(source, t, count);
+                return;
+            }
+            int half = count / 2 & ~63;
+            Parallel.Invoke(() => Convert(source, t, half), () => Convert(source + half, t + half, count - half));
         }
+    }
+
+    /// <summary>float16 to float32: the AVX-512 conversion of the fused kernel where there is one, else TensorPrimitives.</summary>
+    private static void Convert(Half* source, float* target, int count)
+    {
+        int c = 0;
+        if (MaxWidth >= 512 && Vector512.IsHardwareAccelerated)
+        {
+            var magic = Vector512.Create(BitConverter.UInt32BitsToSingle(0x77800000));
+            var magnitude = Vector512.Create((uint)0x7FFF);
+            var sign = Vector512.Create((uint)0x8000);
+            for (; c + 32 <= count; c += 32)
+            {
+                var (low, high) = Vector512.Widen(Vector512.Load((ushort*)source + c));
+                ToSingle(low, magnitude, sign, magic).Store(target + c);
+                ToSingle(high, magnitude, sign, magic).Store(target + c + 16);
+            }
+        }
+        if (c < count) TensorPrimitives.ConvertToSingle(new ReadOnlySpan<Half>(source + c, count - c), new Span<float>(target + c, count - c));
     }
 
     private static List<(EmbeddingSegment Segment, long Start, long Rows)> Units(IReadOnlyList<EmbeddingSegment> segments, int rowsPerUnit)
