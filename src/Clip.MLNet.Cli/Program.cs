@@ -23,6 +23,8 @@ internal static class Program
             IndexCommand.Create(),
             ExportOnnxCommand.Create(),
             WorkerCommand.Create(),
+            SearchCommand.Create(),
+            ServeCommand.Create(),
         };
         return root.Parse(args).Invoke();
     }
