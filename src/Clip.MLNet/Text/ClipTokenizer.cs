@@ -142,7 +142,7 @@ public sealed partial class ClipTokenizer
     /// <param name="stripSepToken">Whether <c>[SEP]</c> becomes padding (CLIPA: true).</param>
     /// <param name="clean">open_clip's <c>tokenizer_kwargs.clean</c>: <c>whitespace</c> (the default when null), <c>lower</c> or <c>canonicalize</c>.</param>
     /// <exception cref="FileNotFoundException">The file does not exist.</exception>
-    /// <exception cref="InvalidDataException">The file is not a WordPiece vocabulary (not UTF-8, no [CLS], [SEP], [PAD] or [UNK]), or the rule is unknown; the message names the file.</exception>
+    /// <exception cref="InvalidDataException">The file is not a WordPiece vocabulary (not UTF-8, or without one of [CLS], [SEP], [PAD], [UNK] and [MASK]), or the rule is unknown; the message names the file.</exception>
     public static ClipTokenizer FromWordPiece(string path, int contextLength, bool stripSepToken, string? clean = null)
     {
         ArgumentNullException.ThrowIfNull(path);

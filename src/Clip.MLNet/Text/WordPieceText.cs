@@ -35,6 +35,7 @@ internal sealed class WordPieceText
         Separator = Require("[SEP]");
         Padding = Require("[PAD]");
         Require("[UNK]");
+        Require("[MASK]");   // Microsoft.ML.Tokenizers' BertTokenizer requires it
         try
         {
             using var stream = new MemoryStream(vocabulary, writable: false);

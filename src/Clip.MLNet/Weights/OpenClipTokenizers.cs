@@ -14,7 +14,7 @@ internal static class OpenClipTokenizers
     /// <summary>The BERT WordPiece vocabulary file looked for when the config names a BERT tokenizer (CLIPA).</summary>
     public const string WordPieceFile = "vocab.txt";
 
-    private static bool IsBert(string name) => name.Contains("bert", StringComparison.OrdinalIgnoreCase);
+    public static bool IsBert(string name) => name.Contains("bert", StringComparison.OrdinalIgnoreCase);
 
     public static (ClipTokenizer? Tokenizer, string? Missing) Load(string modelPath, OpenClipTextTokenizer info, int contextLength)
     {
