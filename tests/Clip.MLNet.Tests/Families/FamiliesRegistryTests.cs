@@ -28,8 +28,6 @@ public class FamiliesRegistryTests
     [InlineData("timm/eva02_base_patch16_clip_224.merged2b_s8b_b131k", 224, "gelu")]
     [InlineData("timm/eva02_large_patch14_clip_224.merged2b_s4b_b131k", 224, "gelu")]
     [InlineData("timm/eva02_large_patch14_clip_336.merged2b_s6b_b61k", 336, "gelu")]
-    [InlineData("timm/eva02_enormous_patch14_clip_224.laion2b_s4b_b115k", 224, "gelu")]
-    [InlineData("hf-hub:timm/eva02_enormous_patch14_plus_clip_224.laion2b_s9b_b144k", 224, "gelu")]
     public void OpenAITokenizerCheckpointsAreRegistered(string name, int size, string activation)
     {
         var model = ClipModelRegistry.Default.Get(name);
@@ -69,6 +67,13 @@ public class FamiliesRegistryTests
         Assert.Equal("open_clip_pytorch_model.bin", model.Sources[1].Weights.Path);
         Assert.Equal(model.Name, model.Sources[0].Repository);
     }
+
+    /// <summary>EVA02-E (a different block, not built here) is left out rather than registered to fail after a 20 GB download.</summary>
+    [Theory]
+    [InlineData("timm/eva02_enormous_patch14_clip_224.laion2b_s4b_b115k")]
+    [InlineData("timm/eva02_enormous_patch14_plus_clip_224.laion2b_s9b_b144k")]
+    public void Eva02EnormousIsNotRegistered(string name) =>
+        Assert.Throws<ClipUnknownModelException>(() => ClipModelRegistry.Default.Get(name));
 
     /// <summary>The registry hands a CLIPA model the downloaded vocab.txt as its vocabulary path: the config's BERT rule applies.</summary>
     [Fact]
