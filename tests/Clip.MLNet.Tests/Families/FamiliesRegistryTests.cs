@@ -75,6 +75,16 @@ public class FamiliesRegistryTests
     public void Eva02EnormousIsNotRegistered(string name) =>
         Assert.Throws<ClipUnknownModelException>(() => ClipModelRegistry.Default.Get(name));
 
+    /// <summary>A CLIPA name asked for its tokenizer alone is refused before any download: the BERT rule lives in the model's config.</summary>
+    [Fact]
+    public void ClipaTokenizerAloneIsRefusedWithTheWayToGetIt()
+    {
+        var e = Assert.Throws<NotSupportedException>(() => ClipTokenizer.FromPretrained("UCSC-VLAA/ViT-L-14-CLIPA-datacomp1B",
+            options: new ClipPretrainedOptions { CacheFolder = Path.Combine(Path.GetTempPath(), $"clip-no-cache-{Guid.NewGuid():N}"), Offline = true }));
+        Assert.Contains("WordPiece", e.Message);
+        Assert.Contains("FromWordPiece", e.Message);
+    }
+
     /// <summary>The registry hands a CLIPA model the downloaded vocab.txt as its vocabulary path: the config's BERT rule applies.</summary>
     [Fact]
     public void ClipaFolderGivenAVocabularyPathUsesItAsWordPiece()
