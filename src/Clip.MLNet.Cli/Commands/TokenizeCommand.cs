@@ -125,7 +125,8 @@ internal static class TokenizeCommand
                 return ClipTokenizer.FromHuggingFaceFolder(folder, requestedContext ?? configContext);
             throw new CliInputException($"--model: {configPath} names CLIP's BPE tokenizer, and the folder has no vocab.json and merges.txt; give the vocabulary with --vocab FILE (bpe_simple_vocab_16e6.txt.gz)");
         }
-        var info = new OpenClipTextTokenizer(configPath, hfName, (string?)text?["tokenizer_kwargs"]?["clean"], configContext);
+        var info = new OpenClipTextTokenizer(configPath, hfName, (string?)text?["tokenizer_kwargs"]?["clean"], configContext,
+            text?["tokenizer_kwargs"]?["strip_sep_token"]?.GetValue<bool>() ?? false);
         var (tokenizer, missing) = OpenClipTokenizers.Load(folder, info, requestedContext ?? configContext);
         return tokenizer ?? throw new CliInputException($"--model: {missing}");
     }

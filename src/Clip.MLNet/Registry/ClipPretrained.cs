@@ -132,6 +132,9 @@ public static class ClipPretrained
         if (model.Tokenizer == ClipPretrainedModel.SourceTokenizer)
             throw new NotSupportedException($"the tokenizer of {model.Name} is the SentencePiece model in its hub folder, not a separate vocabulary: " +
                 "download the model (ClipModel.FromPretrained) and use its Tokenizer, or tokenize with the downloaded folder (clip tokenize --model FOLDER)");
+        if (Weights.OpenClipTokenizers.IsBert(model.Tokenizer))
+            throw new NotSupportedException($"the tokenizer of {model.Name} is BERT's WordPiece ({model.Tokenizer}) under its open_clip config's rule (context, strip_sep_token), " +
+                "not CLIP's BPE: download the model (ClipModel.FromPretrained) and use its Tokenizer, or load the vocab.txt with ClipTokenizer.FromWordPiece");
         return await FetchVocabularyAsync(new Session(options, model.Name), registry, model).ConfigureAwait(false);
     }
 

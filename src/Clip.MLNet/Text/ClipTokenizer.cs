@@ -32,6 +32,7 @@ public sealed partial class ClipTokenizer
     private readonly Dictionary<char, byte> _bytesBySymbol;
     private readonly Lazy<IReadOnlyDictionary<string, string>> _metadata;
     private readonly SentencePieceText? _spm;
+    private readonly WordPieceText? _wordPiece;
 
     private ClipTokenizer(ClipBpeVocabulary vocabulary, int contextLength)
     {
@@ -113,6 +114,45 @@ public sealed partial class ClipTokenizer
         return new ClipTokenizer(new SentencePieceText(File.ReadAllBytes(path), path, clean, contextLength));
     }
 
+    private ClipTokenizer(WordPieceText wordPiece)
+    {
+        _wordPiece = wordPiece;
+        _vocabulary = null!;
+        _tokensById = Array.Empty<string?>();
+        _bytesBySymbol = new Dictionary<char, byte>();
+        ContextLength = wordPiece.ContextLength;
+        StartOfText = wordPiece.Classification;
+        EndOfText = wordPiece.Separator;
+        BpeTokenizer = null!;
+        _metadata = new Lazy<IReadOnlyDictionary<string, string>>(BuildMetadata);
+    }
+
+    /// <summary>
+    /// Loads a BERT WordPiece vocabulary (<c>vocab.txt</c>, one token a line, the line number its id: CLIPA's
+    /// <c>bert-base-uncased</c>) with open_clip's <c>HFTokenizer</c> rule: clean the text as <paramref name="clean"/> says,
+    /// lower-case it, strip accents, split on whitespace, punctuation and around CJK characters, cut words into
+    /// WordPiece tokens (<c>##</c> continuations, <c>[UNK]</c> for a word the vocabulary cannot cover), frame them as
+    /// <c>[CLS]</c>, at most <paramref name="contextLength"/> - 2 tokens, <c>[SEP]</c>, and pad with <c>[PAD]</c>;
+    /// with <paramref name="stripSepToken"/> (CLIPA's <c>tokenizer_kwargs.strip_sep_token</c>) <c>[SEP]</c> becomes
+    /// padding. <see cref="StartOfText"/> is <c>[CLS]</c>'s id, <see cref="EndOfText"/> <c>[SEP]</c>'s,
+    /// <see cref="BpeTokenizer"/> is null and <see cref="EncodeBpe"/> gives the WordPiece ids.
+    /// </summary>
+    /// <param name="path">The vocabulary file (<c>vocab.txt</c>).</param>
+    /// <param name="contextLength">Ids per encoded text (CLIPA: 32).</param>
+    /// <param name="stripSepToken">Whether <c>[SEP]</c> becomes padding (CLIPA: true).</param>
+    /// <param name="clean">open_clip's <c>tokenizer_kwargs.clean</c>: <c>whitespace</c> (the default when null), <c>lower</c> or <c>canonicalize</c>.</param>
+    /// <exception cref="FileNotFoundException">The file does not exist.</exception>
+    /// <exception cref="InvalidDataException">The file is not a WordPiece vocabulary (not UTF-8, or without one of [CLS], [SEP], [PAD], [UNK] and [MASK]), or the rule is unknown; the message names the file.</exception>
+    public static ClipTokenizer FromWordPiece(string path, int contextLength, bool stripSepToken, string? clean = null)
+    {
+        ArgumentNullException.ThrowIfNull(path);
+        if (!File.Exists(path)) throw new FileNotFoundException($"WordPiece vocabulary not found: {path}", path);
+        return new ClipTokenizer(new WordPieceText(File.ReadAllBytes(path), path, clean, contextLength, stripSepToken));
+    }
+
+    /// <summary>Whether this is a BERT WordPiece tokenizer (<see cref="FromWordPiece"/>).</summary>
+    public bool IsWordPiece => _wordPiece is not null;
+
     /// <summary>Whether this is a SentencePiece tokenizer (<see cref="FromSentencePiece"/>) rather than CLIP's BPE.</summary>
     public bool IsSentencePiece => _spm is not null;
 
@@ -193,7 +233,7 @@ public sealed partial class ClipTokenizer
     internal ClipBpeVocabulary Vocabulary => _vocabulary;
 
     /// <summary>The number of tokens in the vocabulary, special tokens included (49408 for CLIP).</summary>
-    public int VocabularySize => _spm?.VocabularySize ?? _vocabulary.Vocabulary.Count;
+    public int VocabularySize => _spm?.VocabularySize ?? _wordPiece?.VocabularySize ?? _vocabulary.Vocabulary.Count;
 
     /// <summary>
     /// The Microsoft.ML.Tokenizers tokenizer underneath, with CLIP's cleaning (as its normalizer) and CLIP's word
@@ -209,6 +249,7 @@ public sealed partial class ClipTokenizer
     {
         ArgumentNullException.ThrowIfNull(text);
         if (_spm is not null) return _spm.EncodePieces(text);
+        if (_wordPiece is not null) return _wordPiece.EncodePieces(text);
         return BpeTokenizer.EncodeToIds(text);
     }
 
@@ -224,6 +265,12 @@ public sealed partial class ClipTokenizer
         {
             var row = new long[ContextLength];
             _spm.EncodeInto(text, row, truncate, index: null);
+            return row.Select(v => (int)v).ToArray();
+        }
+        if (_wordPiece is not null)
+        {
+            var row = new long[ContextLength];
+            _wordPiece.EncodeInto(text, row, truncate, index: null);
             return row.Select(v => (int)v).ToArray();
         }
         var ids = new int[ContextLength];
@@ -247,6 +294,11 @@ public sealed partial class ClipTokenizer
         if (_spm is not null)
         {
             _spm.EncodeInto(text, destination, truncate, index);
+            return;
+        }
+        if (_wordPiece is not null)
+        {
+            _wordPiece.EncodeInto(text, destination, truncate, index);
             return;
         }
         if (destination.Length != ContextLength)
@@ -296,6 +348,7 @@ public sealed partial class ClipTokenizer
     {
         ArgumentNullException.ThrowIfNull(ids);
         if (_spm is not null) return _spm.Decode(ids, skipSpecialTokens);
+        if (_wordPiece is not null) return _wordPiece.Decode(ids, skipSpecialTokens);
         var list = ids as IReadOnlyList<int> ?? ids.ToList();
         int end = list.Count;
         if (skipSpecialTokens)
@@ -322,10 +375,10 @@ public sealed partial class ClipTokenizer
     }
 
     /// <summary>The token string of an id (byte-level symbols, <c>&lt;/w&gt;</c> ending a word), or null when the id is not in the vocabulary.</summary>
-    public string? IdToToken(int id) => _spm is not null ? _spm.IdToPiece(id) : (uint)id < (uint)_tokensById.Length ? _tokensById[id] : null;
+    public string? IdToToken(int id) => _spm is not null ? _spm.IdToPiece(id) : _wordPiece is not null ? _wordPiece.IdToToken(id) : (uint)id < (uint)_tokensById.Length ? _tokensById[id] : null;
 
     /// <summary>The id of a token string (byte-level symbols, as <see cref="IdToToken"/> gives), or null.</summary>
-    public int? TokenToId(string token) => _spm is not null ? _spm.PieceToId(token) : _vocabulary.Vocabulary.TryGetValue(token, out var id) ? id : null;
+    public int? TokenToId(string token) => _spm is not null ? _spm.PieceToId(token) : _wordPiece is not null ? _wordPiece.TokenToId(token) : _vocabulary.Vocabulary.TryGetValue(token, out var id) ? id : null;
 
     /// <summary>
     /// The tokenizer as string entries, for a saved model to carry: <c>tokenizer.kind</c>, <c>tokenizer.format</c>,
@@ -338,6 +391,19 @@ public sealed partial class ClipTokenizer
 
     private IReadOnlyDictionary<string, string> BuildMetadata()
     {
+        if (_wordPiece is not null)
+        {
+            var wp = new Dictionary<string, string>(StringComparer.Ordinal)
+            {
+                ["tokenizer.kind"] = WordPieceText.Kind,
+                ["tokenizer.format"] = MetadataFormat,
+                ["tokenizer.context_length"] = ContextLength.ToString(CultureInfo.InvariantCulture),
+                ["tokenizer.vocab"] = Convert.ToBase64String(_wordPiece.Vocabulary),
+                ["tokenizer.strip_sep_token"] = _wordPiece.StripSepToken ? "true" : "false",
+            };
+            if (_wordPiece.Clean is { } wpClean) wp["tokenizer.clean"] = wpClean;
+            return wp.ToFrozenDictionary(StringComparer.Ordinal);
+        }
         if (_spm is not null)
         {
             var spm = new Dictionary<string, string>(StringComparer.Ordinal)
@@ -379,6 +445,17 @@ public sealed partial class ClipTokenizer
             catch (FormatException e) { throw new InvalidDataException("Tokenizer metadata: 'tokenizer.model' is not base64.", e); }
             metadata.TryGetValue("tokenizer.clean", out var clean);
             return new ClipTokenizer(new SentencePieceText(model, "tokenizer metadata", clean, spmContext));
+        }
+        if (metadata.TryGetValue("tokenizer.kind", out var wpKind) && wpKind == WordPieceText.Kind)
+        {
+            if (!int.TryParse(Require("tokenizer.context_length"), NumberStyles.None, CultureInfo.InvariantCulture, out var wpContext))
+                throw new InvalidDataException($"Tokenizer metadata: 'tokenizer.context_length' is not a number: '{metadata["tokenizer.context_length"]}'.");
+            byte[] vocab;
+            try { vocab = Convert.FromBase64String(Require("tokenizer.vocab")); }
+            catch (FormatException e) { throw new InvalidDataException("Tokenizer metadata: 'tokenizer.vocab' is not base64.", e); }
+            metadata.TryGetValue("tokenizer.clean", out var wpClean);
+            bool strip = metadata.TryGetValue("tokenizer.strip_sep_token", out var s) && s == "true";
+            return new ClipTokenizer(new WordPieceText(vocab, "tokenizer metadata", wpClean, wpContext, strip));
         }
         if (Require("tokenizer.kind") is var kind && kind != MetadataKind)
             throw new InvalidDataException($"Tokenizer metadata: 'tokenizer.kind' is '{kind}'; this library reads '{MetadataKind}'.");

@@ -156,7 +156,8 @@ internal static class CheckpointReader
             source.Preprocessing = OpenClipConfig.ReadPreprocessing(path, root, model?["vision_cfg"]?["image_size"] is JsonValue v ? v.GetValue<int>() : null);
             if (model?["text_cfg"] is JsonObject textCfg)
                 source.TextTokenizer = new OpenClipTextTokenizer(path, (string?)textCfg["hf_tokenizer_name"],
-                    (string?)textCfg["tokenizer_kwargs"]?["clean"], textCfg["context_length"]?.GetValue<int>() ?? 77);
+                    (string?)textCfg["tokenizer_kwargs"]?["clean"], textCfg["context_length"]?.GetValue<int>() ?? 77,
+                    textCfg["tokenizer_kwargs"]?["strip_sep_token"]?.GetValue<bool>() ?? false);
             if (model?["quick_gelu"] is JsonNode q)
                 source.Activation = q.GetValue<bool>() ? ClipActivation.QuickGelu : ClipActivation.Gelu;
             else if (model is not null)

@@ -61,6 +61,9 @@ public sealed partial class ClipModel
                 ?? ClipPreprocessing.OpenAI(model.ImageResolution);
             if (source.TextTokenizer is { HfTokenizerName: not null } tokenizerInfo && options.VocabularyPath is null)
                 (model.Tokenizer, model.MissingTokenizer) = OpenClipTokenizers.Load(path, tokenizerInfo, model.ContextLength);
+            else if (source.TextTokenizer is { HfTokenizerName: { } hfName } bertInfo && OpenClipTokenizers.IsBert(hfName) && options.VocabularyPath is { } bertVocab)
+                // A BERT config (CLIPA) given its vocab.txt, as the registry's bert-base-uncased vocabulary is: the config's rule applies.
+                model.Tokenizer = ClipTokenizer.FromWordPiece(bertVocab, model.ContextLength, bertInfo.StripSepToken, bertInfo.Clean);
             else
                 model.Tokenizer = LoadTokenizer(path, options, source, model.ContextLength);
             return model;

@@ -8,7 +8,8 @@ namespace Clip.MLNet.Weights;
 /// <param name="HfTokenizerName">The <c>hf_tokenizer_name</c> (a hub repository), or null for CLIP's BPE.</param>
 /// <param name="Clean">The <c>tokenizer_kwargs.clean</c> rule (<c>canonicalize</c>, <c>whitespace</c>, <c>lower</c>); null when absent.</param>
 /// <param name="ContextLength">The <c>text_cfg.context_length</c>.</param>
-internal sealed record OpenClipTextTokenizer(string ConfigPath, string? HfTokenizerName, string? Clean, int ContextLength);
+/// <param name="StripSepToken">The <c>tokenizer_kwargs.strip_sep_token</c> (CLIPA: true): BERT's [SEP] becomes padding.</param>
+internal sealed record OpenClipTextTokenizer(string ConfigPath, string? HfTokenizerName, string? Clean, int ContextLength, bool StripSepToken = false);
 
 /// <summary>
 /// Reads open_clip's model configs (<c>open_clip_config.json</c>'s <c>model_cfg</c>, the files of open_clip's

@@ -7,7 +7,7 @@ namespace Clip.MLNet.Tests.Families;
 /// <summary>
 /// open_clip configs of OpenAI's layout whose flags the weights cannot show: CLIPA (no ln_pre, average pooling with
 /// ln_post after it, text without causal mask pooled at the last position, bilinear squash preprocessing) and the
-/// QuickGELU/head_width ViT. Their BERT tokenizer is the next issue's; ready token ids work.
+/// QuickGELU/head_width ViT. CLIPA's BERT tokenizer (a vocab.txt in the folder) is tested in WordPieceTokenizerTests.
 /// </summary>
 public class OpenAILayoutFlagsTests
 {
