@@ -60,6 +60,7 @@ public sealed class PackageContentTests(PackagedBuild packed)
             $"Microsoft.ML {RepositoryFacts.PackageVersion("Microsoft.ML")}",
             $"Microsoft.ML.ImageAnalytics {RepositoryFacts.PackageVersion("Microsoft.ML.ImageAnalytics")}",
             $"Microsoft.ML.Tokenizers {RepositoryFacts.PackageVersion("Microsoft.ML.Tokenizers")}",
+            $"Parquet.Net {RepositoryFacts.PackageVersion("Parquet.Net")}",   // clip index's metadata and manifests
             $"SkiaSharp {RepositoryFacts.PackageVersion("SkiaSharp")}",
             $"TorchSharp {RepositoryFacts.PackageVersion("TorchSharp")}",
         ];
