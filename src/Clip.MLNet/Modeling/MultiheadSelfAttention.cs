@@ -51,6 +51,7 @@ internal sealed class MultiheadSelfAttention : nn.Module<Tensor, Tensor>
 
     public override Tensor forward(Tensor x)
     {
+        using var partTimer = PartTimes.Start(ModelPart.Attention);
         using var scope = NewDisposeScope();
         long b = x.shape[0], l = x.shape[1], d = x.shape[2];
         var qkv = nn.functional.linear(x, in_proj_weight, in_proj_bias)

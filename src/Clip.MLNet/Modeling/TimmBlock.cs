@@ -51,6 +51,7 @@ internal sealed class TimmAttention : nn.Module<Tensor, Tensor>
 
     public override Tensor forward(Tensor x)
     {
+        using var partTimer = PartTimes.Start(ModelPart.Attention);
         using var scope = NewDisposeScope();
         long b = x.shape[0], l = x.shape[1], d = x.shape[2];
         var parts = qkv.forward(x).view(b, l, 3, heads, d / heads).permute(2, 0, 3, 1, 4);
@@ -76,6 +77,7 @@ internal sealed class TimmMlp : nn.Module<Tensor, Tensor>
 
     public override Tensor forward(Tensor x)
     {
+        using var partTimer = PartTimes.Start(ModelPart.Mlp);
         using var scope = NewDisposeScope();
         return scope.MoveToOuter(fc2.forward(act.forward(fc1.forward(x))));
     }
