@@ -33,6 +33,7 @@ internal static class BenchCommand
         var precision = CommonOptions.Precision();
         var threads = CommonOptions.Threads();
         var seconds = new Option<double>("--seconds") { Description = "Seconds of timed batches per tower, after warm-up (at least 3 batches run).", DefaultValueFactory = _ => 10 };
+        var runs = new Option<int>("--runs") { Description = "Times each rate is measured; the medians are reported (default 3).", DefaultValueFactory = _ => 3 };
         var json = new Option<bool>("--json") { Description = "Print one JSON object instead of a table." };
         var textTokens = new Option<int?>("--text-tokens")
         {
@@ -49,7 +50,7 @@ internal static class BenchCommand
         var preprocessThreads = new Option<int>("--preprocess-threads") { Description = "Threads decoding and preprocessing in the --images run.", DefaultValueFactory = _ => 1 };
         var command = new Command("bench", "Time the image and text towers on random inputs, beside the machine's GEMM rate in the same dtype and threads.")
         {
-            model, arch, batch, precision, threads, seconds, json, textTokens, device, images, imageCount, preprocessThreads,
+            model, arch, batch, precision, threads, seconds, runs, json, textTokens, device, images, imageCount, preprocessThreads,
         };
         command.SetAction(parse => CliRunner.Run(parse.GetValue(CommonOptions.Verbose), () =>
         {
@@ -60,6 +61,8 @@ internal static class BenchCommand
             var batchSize = CommonOptions.CheckBatch(parse.GetValue(batch));
             double duration = parse.GetValue(seconds);
             if (!(duration >= 0) || double.IsInfinity(duration)) throw new CliInputException($"--seconds must be a non-negative number, got {duration}");
+            int runCount = parse.GetValue(runs);
+            if (runCount <= 0) throw new CliInputException($"--runs must be positive, got {runCount}");
             CommonOptions.ApplyThreads(parse.GetValue(threads));
             var target = CommonOptions.ParseDevice(parse.GetValue(device));
             var files = ImageFiles(parse.GetValue(images) ?? Array.Empty<string>());
@@ -89,7 +92,7 @@ internal static class BenchCommand
                 int? tokens = parse.GetValue(textTokens);
                 if (tokens is { } t && (t < 2 || t > clip.ContextLength))
                     throw new CliInputException($"--text-tokens must be 2..{clip.ContextLength} (start and end tokens included), got {t}");
-                var result = ClipBenchmark.Run(clip, new ClipBenchmarkOptions { BatchSize = batchSize, Seconds = duration, TextTokens = tokens },
+                var result = ClipBenchmark.Run(clip, new ClipBenchmarkOptions { BatchSize = batchSize, Seconds = duration, TextTokens = tokens, Runs = runCount },
                     line => Console.Error.WriteLine($"bench: {line}"));
                 ClipPipelineBenchmarkResult? pipeline = null;
                 if (files.Count > 0)
@@ -151,6 +154,10 @@ internal static class BenchCommand
             ["omp_wait_policy"] = OpenMpWaitPolicy.Current,
             ["image_batches"] = r.ImageBatches,
             ["text_batches"] = r.TextBatches,
+            ["amx"] = r.Amx,
+            ["runs"] = Runs(r),
+            ["image_parts_ms"] = Parts(r.ImageParts),
+            ["text_parts_ms"] = Parts(r.TextParts),
         };
         if (p is not null)
         {
@@ -168,6 +175,40 @@ internal static class BenchCommand
         return o.ToJsonString(new JsonSerializerOptions { WriteIndented = false }) + Environment.NewLine;
     }
 
+    /// <summary>Every run's rates and their medians (the top-level rates).</summary>
+    internal static JsonObject Runs(ClipBenchmarkResult r)
+    {
+        static JsonNode Num(double v, int digits) => JsonValue.Create(Math.Round(v, digits))!;
+        JsonObject Rates(IReadOnlyList<double> values, int digits) => new()
+        {
+            ["values"] = new JsonArray(values.Select(v => (JsonNode)Num(v, digits)).ToArray()),
+            ["median"] = Num(ClipBenchmark.Median(values), digits),
+        };
+        var o = new JsonObject { ["count"] = r.Runs };
+        if (r.ImagesPerSecondRuns.Count > 0) o["images_per_s"] = Rates(r.ImagesPerSecondRuns, 3);
+        if (r.TextsPerSecondRuns.Count > 0) o["texts_per_s"] = Rates(r.TextsPerSecondRuns, 3);
+        if (r.TextsPerSecondPaddedRuns.Count > 0) o["texts_per_s_padded"] = Rates(r.TextsPerSecondPaddedRuns, 3);
+        o["gemm_gflops_1024"] = Rates(r.Gemm1024GflopsRuns, 2);
+        o["gemm_gflops_2048"] = Rates(r.Gemm2048GflopsRuns, 2);
+        return o;
+    }
+
+    /// <summary>One batch by part, in milliseconds; null when not measured.</summary>
+    internal static JsonObject? Parts(ClipBenchmarkParts? p)
+    {
+        if (p is null) return null;
+        static JsonNode Ms(double seconds) => JsonValue.Create(Math.Round(seconds * 1000, 2))!;
+        return new JsonObject
+        {
+            ["patch_embedding"] = Ms(p.PatchEmbedding),
+            ["attention"] = Ms(p.Attention),
+            ["mlp"] = Ms(p.Mlp),
+            ["norms"] = Ms(p.Norms),
+            ["rest"] = Ms(p.Rest),
+            ["total"] = Ms(p.Total),
+        };
+    }
+
     internal static string Table(string model, bool randomWeights, ClipBenchmarkResult r, ClipPipelineBenchmarkResult? p = null)
     {
         var c = CultureInfo.InvariantCulture;
@@ -175,6 +216,7 @@ internal static class BenchCommand
         {
             $"model      {model}{(randomWeights ? " (random weights)" : "")}",
             $"precision  {r.Precision}   batch {r.Batch}   threads {r.Threads}   device {r.Device}   OMP_WAIT_POLICY {OpenMpWaitPolicy.Current}",
+            $"CPU        AMX {(r.Amx ? "yes" : "no")}   rates are medians of {r.Runs} run{(r.Runs == 1 ? "" : "s")}",
             $"GEMM       {r.GemmGflops.ToString("F1", c)} GFLOP/s (best of 1024: {r.Gemm1024Gflops.ToString("F1", c)}, 2048: {r.Gemm2048Gflops.ToString("F1", c)})",
             "",
             $"{"tower",-28}{"items/s",10}{"GFLOP/item",12}{"GFLOP/s",10}{"of GEMM",9}",
@@ -190,6 +232,27 @@ internal static class BenchCommand
                 Row($"text, padded to {r.ContextLength}", padded, r.TextGflopPerItemPadded ?? 0);
                 lines.Add($"trimming speed-up           {(r.TextsPerSecond / padded).ToString("F2", c)}x");
             }
+        }
+        if (r.Runs > 1)
+        {
+            string List(IReadOnlyList<double> v) => string.Join(" ", v.Select(x => x.ToString("F2", c)));
+            lines.Add("");
+            lines.Add("each run:");
+            if (r.ImagesPerSecondRuns.Count > 0) lines.Add($"  images/s        {List(r.ImagesPerSecondRuns)}");
+            if (r.TextsPerSecondRuns.Count > 0) lines.Add($"  texts/s         {List(r.TextsPerSecondRuns)}");
+            if (r.TextsPerSecondPaddedRuns.Count > 0) lines.Add($"  padded texts/s  {List(r.TextsPerSecondPaddedRuns)}");
+            lines.Add($"  GEMM 1024       {List(r.Gemm1024GflopsRuns)}");
+            lines.Add($"  GEMM 2048       {List(r.Gemm2048GflopsRuns)}");
+        }
+        if (r.ImageParts is not null || r.TextParts is not null)
+        {
+            lines.Add("");
+            lines.Add($"{"one batch, ms",-16}{"patch",9}{"attention",11}{"MLP",9}{"norms",9}{"rest",9}{"total",9}");
+            void PartRow(string name, ClipBenchmarkParts q) => lines.Add(
+                $"{name,-16}{(q.PatchEmbedding * 1000).ToString("F1", c),9}{(q.Attention * 1000).ToString("F1", c),11}{(q.Mlp * 1000).ToString("F1", c),9}" +
+                $"{(q.Norms * 1000).ToString("F1", c),9}{(q.Rest * 1000).ToString("F1", c),9}{(q.Total * 1000).ToString("F1", c),9}");
+            if (r.ImageParts is { } ip) PartRow("image", ip);
+            if (r.TextParts is { } tp) PartRow($"text, {r.TextTokens} tok", tp);
         }
         if (p is not null)
         {

@@ -26,6 +26,7 @@ internal sealed class ClipLayerNorm : nn.Module<Tensor, Tensor>
 
     public override Tensor forward(Tensor x)
     {
+        using var partTimer = PartTimes.Start(ModelPart.Norm);
         if (x.dtype == weight.dtype)
             return nn.functional.layer_norm(x, shape, weight, bias, eps);
         // libtorch's CPU kernel takes bf16/fp16 input with fp32 parameters and computes in fp32: the

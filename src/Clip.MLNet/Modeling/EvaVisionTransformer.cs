@@ -134,6 +134,7 @@ internal sealed class EvaAttention : nn.Module<Tensor, Tensor, Tensor>
 
     public override Tensor forward(Tensor x, Tensor rope)
     {
+        using var partTimer = PartTimes.Start(ModelPart.Attention);
         using var scope = NewDisposeScope();
         long b = x.shape[0], n = x.shape[1], d = x.shape[2];
         var q = q_proj.forward(x).view(b, n, heads, -1).transpose(1, 2);
@@ -178,6 +179,7 @@ internal sealed class EvaSwiGlu : nn.Module<Tensor, Tensor>
 
     public override Tensor forward(Tensor x)
     {
+        using var partTimer = PartTimes.Start(ModelPart.Mlp);
         using var scope = NewDisposeScope();
         var h = nn.functional.silu(fc1_g.forward(x)) * fc1_x.forward(x);
         return scope.MoveToOuter(fc2.forward(norm.forward(h)));

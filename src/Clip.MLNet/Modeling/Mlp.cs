@@ -29,6 +29,7 @@ internal sealed class Mlp : nn.Module<Tensor, Tensor>
 
     public override Tensor forward(Tensor x)
     {
+        using var partTimer = PartTimes.Start(ModelPart.Mlp);
         using var scope = NewDisposeScope();
         if (quickGelu && !torch.is_grad_enabled())
             return scope.MoveToOuter(FusedQuickGelu(x));

@@ -99,6 +99,7 @@ internal sealed class TimmPatchEmbed : nn.Module<Tensor, Tensor>
 
     public override Tensor forward(Tensor x)
     {
+        using var partTimer = PartTimes.Start(ModelPart.PatchEmbedding);
         using var scope = NewDisposeScope();
         var h = proj.forward(x.to(proj.weight!.dtype));
         return scope.MoveToOuter(h.flatten(2).transpose(1, 2));

@@ -50,7 +50,9 @@ internal sealed class VisionTransformer : ImageEncoder
         using var scope = NewDisposeScope();
         if (x.dim() != 4 || x.shape[1] != 3 || x.shape[2] != resolution || x.shape[3] != resolution)
             throw new ArgumentException($"The image tower expects pixels [N, 3, {resolution}, {resolution}], got [{string.Join(", ", x.shape)}].");
-        var h = conv1.forward(x.to(conv1.weight!.dtype));           // [N, W, g, g]
+        Tensor h;
+        using (PartTimes.Start(ModelPart.PatchEmbedding))
+            h = conv1.forward(x.to(conv1.weight!.dtype));           // [N, W, g, g]
         h = h.flatten(2).transpose(1, 2);                            // [N, g*g, W]
         var cls = class_embedding.to(h.dtype).expand(h.shape[0], 1, h.shape[2]);
         h = torch.cat(new[] { cls, h }, 1) + positional_embedding.to(h.dtype);

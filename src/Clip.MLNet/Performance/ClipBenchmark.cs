@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using Clip.MLNet.Modeling;
 using TorchSharp;
 using static TorchSharp.torch;
 
@@ -37,6 +38,36 @@ public sealed class ClipBenchmarkOptions
 
     /// <summary>Seed of the random inputs (default 0).</summary>
     public long Seed { get; set; }
+
+    /// <summary>
+    /// Times every measurement is repeated (default 3): GEMM rates, images/s and texts/s are each the median
+    /// of these runs, and every run's value is reported (<see cref="ClipBenchmarkResult.ImagesPerSecondRuns"/>, ...).
+    /// </summary>
+    public int Runs { get; set; } = 3;
+
+    /// <summary>Time one image batch and one text batch by part (<see cref="ClipBenchmarkResult.ImageParts"/>; default true).</summary>
+    public bool Parts { get; set; } = true;
+}
+
+/// <summary>
+/// Seconds of one batch through a tower, split by part: measured by timing the tower's modules during one
+/// extra batch (the median of three by total time), after the timed batches. <see cref="Rest"/> is the
+/// total less the named parts (embeddings, residual adds, pooling, projection, conversions).
+/// </summary>
+public sealed record ClipBenchmarkParts
+{
+    /// <summary>The patch convolution (0 for the text tower and convolutional towers).</summary>
+    public double PatchEmbedding { get; init; }
+    /// <summary>Self-attention blocks: qkv projection, scores, softmax, output projection.</summary>
+    public double Attention { get; init; }
+    /// <summary>MLP blocks: both matrix products and the activation.</summary>
+    public double Mlp { get; init; }
+    /// <summary>LayerNorms outside attention and MLP.</summary>
+    public double Norms { get; init; }
+    /// <summary>Everything else: <see cref="Total"/> less the parts above.</summary>
+    public double Rest { get; init; }
+    /// <summary>The whole batch.</summary>
+    public double Total { get; init; }
 }
 
 /// <summary>What <see cref="ClipBenchmark.Run"/> measured. Rates are items per second from the median batch time.</summary>
@@ -82,6 +113,24 @@ public sealed record ClipBenchmarkResult
     public int ImageBatches { get; init; }
     /// <summary>Timed text batches (at <see cref="TextTokens"/>).</summary>
     public int TextBatches { get; init; }
+    /// <summary>Whether the CPU reports AMX (the <c>amx_bf16</c> or <c>amx_tile</c> flag in <c>/proc/cpuinfo</c>; false elsewhere).</summary>
+    public bool Amx { get; init; }
+    /// <summary>How many times each rate was measured; the rates above are the medians.</summary>
+    public int Runs { get; init; } = 1;
+    /// <summary>Images per second of each run (empty when the image tower was not run).</summary>
+    public IReadOnlyList<double> ImagesPerSecondRuns { get; init; } = Array.Empty<double>();
+    /// <summary>Texts per second of each run at <see cref="TextTokens"/>.</summary>
+    public IReadOnlyList<double> TextsPerSecondRuns { get; init; } = Array.Empty<double>();
+    /// <summary>Padded texts per second of each run; empty without the comparison.</summary>
+    public IReadOnlyList<double> TextsPerSecondPaddedRuns { get; init; } = Array.Empty<double>();
+    /// <summary>The 1024 × 1024 product's rate in each run (best of before and after that run's towers).</summary>
+    public IReadOnlyList<double> Gemm1024GflopsRuns { get; init; } = Array.Empty<double>();
+    /// <summary>The 2048 × 2048 product's rate in each run (best of before and after that run's towers).</summary>
+    public IReadOnlyList<double> Gemm2048GflopsRuns { get; init; } = Array.Empty<double>();
+    /// <summary>One image batch split by part; null when not measured.</summary>
+    public ClipBenchmarkParts? ImageParts { get; init; }
+    /// <summary>One text batch (at <see cref="TextTokens"/>) split by part; null when not measured.</summary>
+    public ClipBenchmarkParts? TextParts { get; init; }
 }
 
 /// <summary>
@@ -157,54 +206,76 @@ public static class ClipBenchmark
         var dtype = model.ComputeType;
         int batch = options.BatchSize;
 
-        // GEMM before and after the towers; the best of all, so that a busy moment does not inflate efficiency.
-        progress?.Invoke($"GEMM rate ({PrecisionName(dtype)}, {torch.get_num_threads()} threads)");
-        double g1024 = GemmGflops(1024, dtype, device, options.GemmSeconds / 2), g2048 = GemmGflops(2048, dtype, device, options.GemmSeconds);
-
-        double imagesPerSecond = 0, imagesMean = 0;
-        int imageBatches = 0;
-        if (options.Images)
+        if (options.Runs <= 0) throw new ArgumentOutOfRangeException(nameof(options), "Runs must be positive.");
+        int runs = options.Runs;
+        var g1024Runs = new List<double>();
+        var g2048Runs = new List<double>();
+        var imageRuns = new List<double>();
+        var imageMeans = new List<double>();
+        var textRuns = new List<double>();
+        var paddedRuns = new List<double>();
+        int imageBatches = 0, textBatches = 0;
+        using var pixels = torch.randn(new long[] { batch, 3, model.ImageResolution, model.ImageResolution }, generator: new torch.Generator((ulong)options.Seed));
+        using var tokens = RandomTokens(batch, textTokens, context, config.VocabSize, options.Seed);
+        for (int run = 0; run < runs; run++)
         {
-            progress?.Invoke($"image tower, batch {batch}");
-            using var pixels = torch.randn(new long[] { batch, 3, model.ImageResolution, model.ImageResolution }, generator: new torch.Generator((ulong)options.Seed));
-            (imagesPerSecond, imagesMean, imageBatches) = TimeBatches(() => model.EncodeImage(pixels), batch, device, options);
-        }
-
-        double textsPerSecond = 0;
-        double? textsPadded = null;
-        int textBatches = 0;
-        if (options.Texts)
-        {
-            using var tokens = RandomTokens(batch, textTokens, context, config.VocabSize, options.Seed);
-            progress?.Invoke($"text tower, batch {batch}, {textTokens} tokens");
-            (textsPerSecond, _, textBatches) = TimeBatches(() => model.EncodeText(tokens), batch, device, options);
-            if (textTokens < context)
+            string of = runs > 1 ? $" (run {run + 1} of {runs})" : "";
+            // GEMM before and after the towers; the best of the two, so that a busy moment does not inflate efficiency.
+            progress?.Invoke($"GEMM rate ({PrecisionName(dtype)}, {torch.get_num_threads()} threads){of}");
+            double g1024 = GemmGflops(1024, dtype, device, options.GemmSeconds / 2), g2048 = GemmGflops(2048, dtype, device, options.GemmSeconds);
+            if (options.Images)
             {
-                progress?.Invoke($"text tower, batch {batch}, padded to {context} tokens, untrimmed");
-                bool trim = model.TrimText;
-                try
+                progress?.Invoke($"image tower, batch {batch}{of}");
+                var (median, mean, n) = TimeBatches(() => model.EncodeImage(pixels), batch, device, options);
+                imageRuns.Add(median);
+                imageMeans.Add(mean);
+                imageBatches += n;
+            }
+            if (options.Texts)
+            {
+                progress?.Invoke($"text tower, batch {batch}, {textTokens} tokens{of}");
+                var (median, _, n) = TimeBatches(() => model.EncodeText(tokens), batch, device, options);
+                textRuns.Add(median);
+                textBatches += n;
+                if (textTokens < context)
                 {
-                    model.TrimText = false;
-                    (var padded, _, _) = TimeBatches(() => model.EncodeText(tokens), batch, device, options);
-                    textsPadded = padded;
-                }
-                finally
-                {
-                    model.TrimText = trim;
+                    progress?.Invoke($"text tower, batch {batch}, padded to {context} tokens, untrimmed{of}");
+                    bool trim = model.TrimText;
+                    try
+                    {
+                        model.TrimText = false;
+                        paddedRuns.Add(TimeBatches(() => model.EncodeText(tokens), batch, device, options).Median);
+                    }
+                    finally
+                    {
+                        model.TrimText = trim;
+                    }
                 }
             }
+            progress?.Invoke($"GEMM rate again{of}");
+            g1024Runs.Add(Math.Max(g1024, GemmGflops(1024, dtype, device, options.GemmSeconds / 2)));
+            g2048Runs.Add(Math.Max(g2048, GemmGflops(2048, dtype, device, options.GemmSeconds)));
         }
 
-        progress?.Invoke("GEMM rate again");
-        g1024 = Math.Max(g1024, GemmGflops(1024, dtype, device, options.GemmSeconds / 2));
-        g2048 = Math.Max(g2048, GemmGflops(2048, dtype, device, options.GemmSeconds));
-        double gemm = Math.Max(g1024, g2048);
+        ClipBenchmarkParts? imageParts = null, textParts = null;
+        if (options.Parts)
+        {
+            progress?.Invoke("one image batch and one text batch by part");
+            if (options.Images) imageParts = TimeParts(() => model.EncodeImage(pixels), device);
+            if (options.Texts) textParts = TimeParts(() => model.EncodeText(tokens), device);
+        }
+
+        double imagesPerSecond = options.Images ? Median(imageRuns) : 0;
+        double textsPerSecond = options.Texts ? Median(textRuns) : 0;
+        double? textsPadded = paddedRuns.Count > 0 ? Median(paddedRuns) : null;
+        double g1024m = Median(g1024Runs), g2048m = Median(g2048Runs);
+        double gemm = Math.Max(g1024m, g2048m);
         double imageGflop = ClipFlops.ImageGflop(config);
         double textGflop = ClipFlops.TextGflop(config, model.TrimText ? textTokens : context);
         return new ClipBenchmarkResult
         {
             ImagesPerSecond = imagesPerSecond,
-            ImagesPerSecondMean = imagesMean,
+            ImagesPerSecondMean = options.Images ? Median(imageMeans) : 0,
             TextsPerSecond = textsPerSecond,
             TextsPerSecondPadded = textsPadded,
             TextTokens = textTokens,
@@ -213,8 +284,8 @@ public static class ClipBenchmark
             TextGflopPerItem = textGflop,
             TextGflopPerItemPadded = textsPadded is null ? null : ClipFlops.TextGflop(config, context),
             GemmGflops = gemm,
-            Gemm1024Gflops = g1024,
-            Gemm2048Gflops = g2048,
+            Gemm1024Gflops = g1024m,
+            Gemm2048Gflops = g2048m,
             ImageEfficiency = imagesPerSecond * imageGflop / gemm,
             TextEfficiency = textsPerSecond * textGflop / gemm,
             Precision = PrecisionName(dtype),
@@ -223,6 +294,68 @@ public static class ClipBenchmark
             Device = device.ToString(),
             ImageBatches = imageBatches,
             TextBatches = textBatches,
+            Amx = HasAmx(),
+            Runs = runs,
+            ImagesPerSecondRuns = imageRuns,
+            TextsPerSecondRuns = textRuns,
+            TextsPerSecondPaddedRuns = paddedRuns,
+            Gemm1024GflopsRuns = g1024Runs,
+            Gemm2048GflopsRuns = g2048Runs,
+            ImageParts = imageParts,
+            TextParts = textParts,
+        };
+    }
+
+    /// <summary>Whether <c>/proc/cpuinfo</c> lists the <c>amx_bf16</c> or <c>amx_tile</c> flag (false where it cannot be read).</summary>
+    public static bool HasAmx()
+    {
+        try
+        {
+            if (!File.Exists("/proc/cpuinfo")) return false;
+            foreach (var line in File.ReadLines("/proc/cpuinfo"))
+            {
+                if (!line.StartsWith("flags", StringComparison.Ordinal)) continue;
+                var flags = line[(line.IndexOf(':') + 1)..].Split(' ', StringSplitOptions.RemoveEmptyEntries);
+                return flags.Contains("amx_bf16") || flags.Contains("amx_tile");
+            }
+        }
+        catch (IOException) { }
+        catch (UnauthorizedAccessException) { }
+        return false;
+    }
+
+    internal static double Median(IReadOnlyList<double> values)
+    {
+        if (values.Count == 0) return 0;
+        var sorted = values.Order().ToArray();
+        int n = sorted.Length;
+        return n % 2 == 1 ? sorted[n / 2] : (sorted[n / 2 - 1] + sorted[n / 2]) / 2;
+    }
+
+    /// <summary>Three batches with the modules' part timers on; the one of median total time, split by part.</summary>
+    private static ClipBenchmarkParts TimeParts(Func<Tensor> run, Device device)
+    {
+        var measured = new List<(double Total, double[] Parts)>();
+        for (int i = 0; i < 3; i++)
+        {
+            double total = 0;
+            var parts = PartTimes.Record(() =>
+            {
+                var sw = Stopwatch.StartNew();
+                using (var result = run()) Synchronize(device);
+                total = sw.Elapsed.TotalSeconds;
+            }, device);
+            measured.Add((total, parts));
+        }
+        var (t, p) = measured.OrderBy(m => m.Total).ElementAt(1);
+        return new ClipBenchmarkParts
+        {
+            PatchEmbedding = p[(int)ModelPart.PatchEmbedding],
+            Attention = p[(int)ModelPart.Attention],
+            Mlp = p[(int)ModelPart.Mlp],
+            Norms = p[(int)ModelPart.Norm],
+            Rest = Math.Max(0, t - p.Sum()),
+            Total = t,
         };
     }
 

@@ -1,3 +1,5 @@
+using System.Text.Json.Nodes;
+using Clip.MLNet.Tests.Indexing;
 using TorchSharp;
 using static TorchSharp.torch;
 
@@ -8,9 +10,9 @@ public class ClipBenchmarkTests
 {
     private static ClipModel Tiny() => ClipModel.Create(ClipConfig.VisionTransformerConfig(32, 64, 32, 64, 1, 64, 1));
 
-    private static ClipBenchmarkOptions Quick(int? textTokens = null) => new()
+    private static ClipBenchmarkOptions Quick(int? textTokens = null, int runs = 1) => new()
     {
-        BatchSize = 2, Seconds = 0, MinBatches = 2, WarmupBatches = 1, GemmSeconds = 0, TextTokens = textTokens,
+        BatchSize = 2, Seconds = 0, MinBatches = 2, WarmupBatches = 1, GemmSeconds = 0, TextTokens = textTokens, Runs = runs,
     };
 
     [Fact]
@@ -30,6 +32,71 @@ public class ClipBenchmarkTests
         Assert.Equal(torch.get_num_threads(), r.Threads);
         Assert.Equal("cpu", r.Device.ToLowerInvariant());
         Assert.Equal(2, r.ImageBatches);
+    }
+
+    [Fact]
+    public void RatesAreMediansOfTheRunsAndOneBatchIsSplitByPart()
+    {
+        using var model = Tiny();
+        var r = ClipBenchmark.Run(model, Quick(textTokens: 10, runs: 3));
+        Assert.Equal(3, r.Runs);
+        Assert.Equal(6, r.ImageBatches);
+        foreach (var runs in new[] { r.ImagesPerSecondRuns, r.TextsPerSecondRuns, r.TextsPerSecondPaddedRuns, r.Gemm1024GflopsRuns, r.Gemm2048GflopsRuns })
+            Assert.Equal(3, runs.Count);
+        Assert.Equal(r.ImagesPerSecondRuns.Order().ElementAt(1), r.ImagesPerSecond);
+        Assert.Equal(r.TextsPerSecondRuns.Order().ElementAt(1), r.TextsPerSecond);
+        Assert.Equal(r.TextsPerSecondPaddedRuns.Order().ElementAt(1), r.TextsPerSecondPadded);
+        Assert.Equal(r.Gemm1024GflopsRuns.Order().ElementAt(1), r.Gemm1024Gflops);
+        Assert.Equal(File.Exists("/proc/cpuinfo") && File.ReadAllText("/proc/cpuinfo").Contains(" amx_"), r.Amx);
+
+        var image = Assert.IsType<ClipBenchmarkParts>(r.ImageParts);
+        Assert.True(image.PatchEmbedding > 0 && image.Attention > 0 && image.Mlp > 0 && image.Norms > 0 && image.Rest >= 0);
+        Assert.True(image.PatchEmbedding + image.Attention + image.Mlp + image.Norms <= image.Total * 1.0001 + 1e-6);
+        var text = Assert.IsType<ClipBenchmarkParts>(r.TextParts);
+        Assert.Equal(0, text.PatchEmbedding);
+        Assert.True(text.Attention > 0 && text.Mlp > 0 && text.Norms > 0);
+    }
+
+    [Fact]
+    public void PartTimersAreOffOutsideTheBenchmark()
+    {
+        // Without recording, a timer is the default value and stopping it changes nothing.
+        using (Clip.MLNet.Modeling.PartTimes.Start(Clip.MLNet.Modeling.ModelPart.Mlp)) { }
+        var seconds = Clip.MLNet.Modeling.PartTimes.Record(() =>
+        {
+            using (Clip.MLNet.Modeling.PartTimes.Start(Clip.MLNet.Modeling.ModelPart.Mlp))
+            using (Clip.MLNet.Modeling.PartTimes.Start(Clip.MLNet.Modeling.ModelPart.Norm))
+                Thread.Sleep(5);
+        }, CPU);
+        Assert.True(seconds[(int)Clip.MLNet.Modeling.ModelPart.Mlp] > 0.004);
+        Assert.Equal(0, seconds[(int)Clip.MLNet.Modeling.ModelPart.Norm]);   // nested: the outer part owns the time
+    }
+
+    [Fact]
+    public void BenchJsonHasAmxRunsAndParts()
+    {
+        var result = IndexCorpus.Cli(["bench", "--model", IndexCorpus.ModelPath, "--batch", "2", "--seconds", "0", "--runs", "3", "--text-tokens", "10", "--json"]);
+        Assert.True(result.ExitCode == 0, result.Tail());
+        var o = JsonNode.Parse(result.StdOut)!.AsObject();
+        Assert.IsType<bool>(o["amx"]!.GetValue<bool>());
+        var runs = o["runs"]!.AsObject();
+        Assert.Equal(3, runs["count"]!.GetValue<int>());
+        foreach (var rate in new[] { "images_per_s", "texts_per_s", "texts_per_s_padded", "gemm_gflops_1024", "gemm_gflops_2048" })
+        {
+            Assert.Equal(3, runs[rate]!["values"]!.AsArray().Count);
+            Assert.True(runs[rate]!["median"]!.GetValue<double>() > 0);
+        }
+        Assert.Equal(o["images_per_s"]!.GetValue<double>(), runs["images_per_s"]!["median"]!.GetValue<double>());
+        foreach (var tower in new[] { "image_parts_ms", "text_parts_ms" })
+            foreach (var part in new[] { "patch_embedding", "attention", "mlp", "norms", "rest", "total" })
+                Assert.True(o[tower]![part]!.GetValue<double>() >= 0, $"{tower}.{part}");
+        Assert.True(o["image_parts_ms"]!["total"]!.GetValue<double>() > 0);
+
+        var table = IndexCorpus.Cli(["bench", "--model", IndexCorpus.ModelPath, "--batch", "2", "--seconds", "0", "--runs", "2"]);
+        Assert.True(table.ExitCode == 0, table.Tail());
+        Assert.Contains("AMX", table.StdOut);
+        Assert.Contains("each run:", table.StdOut);
+        Assert.Contains("one batch, ms", table.StdOut);
     }
 
     [Fact]
