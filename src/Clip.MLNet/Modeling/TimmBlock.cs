@@ -83,58 +83,11 @@ internal sealed class TimmMlp : nn.Module<Tensor, Tensor>
     }
 }
 
-/// <summary>
-/// Attention over <c>[B, H, L, d]</c> inputs with the kernel each device is fastest with. Elsewhere than the CPU, and for
-/// CPU fp16 (whose batched products have no fast kernel), libtorch's scaled_dot_product_attention. On the CPU in fp32
-/// and bf16 the faster of it and the explicit form (<see cref="MultiheadSelfAttention.Attention"/>) is chosen by
-/// measurement: the first call with a given dtype, length, head size, head count and mask times both on its own
-/// inputs and the choice holds for the process. Which wins differs by machine and load (on one 2-core AVX-512
-/// machine the explicit form was as fast or faster when idle; busy, the fused kernel was about twice as fast).
-/// </summary>
+/// <summary>Non-causal attention over <c>[B, H, L, d]</c> inputs with the kernel each device is fastest with (see <see cref="MultiheadSelfAttention"/>).</summary>
 internal static class AttentionKernel
 {
-    private static readonly System.Collections.Concurrent.ConcurrentDictionary<(ScalarType, long, long, long, long, bool), bool> fusedWins = new();
-
-    /// <summary>Forces the CPU choice (true: fused, false: explicit) for tests and comparisons; null (default) measures.</summary>
-    internal static bool? CpuFused { get; set; } = ParseOverride(Environment.GetEnvironmentVariable("CLIP_CPU_ATTENTION"));
-
-    /// <summary>The CPU choices measured so far, by (dtype, query length, key length, head size, heads, causal): true for the fused kernel.</summary>
-    internal static IReadOnlyDictionary<(ScalarType, long, long, long, long, bool), bool> Choices => fusedWins;
-
-    public static Tensor Run(Tensor q, Tensor k, Tensor v, bool causal = false)
-    {
-        if (DeviceKernels.PathOf(q) != DeviceType.CPU || q.dtype == ScalarType.Float16)
-            return nn.functional.scaled_dot_product_attention(q, k, v, is_casual: causal);
-        bool fused = CpuFused ?? fusedWins.GetOrAdd((q.dtype, q.shape[2], k.shape[2], q.shape[3], q.shape[1], causal), _ => Measure(q, k, v, causal));
-        return fused
-            ? nn.functional.scaled_dot_product_attention(q, k, v, is_casual: causal)
-            : MultiheadSelfAttention.Attention(q, k, v, causal);
-    }
-
-    /// <summary>Whether the fused kernel is faster on these inputs: the best of three calls each, alternating, after one call each.</summary>
-    private static bool Measure(Tensor q, Tensor k, Tensor v, bool causal)
-    {
-        using var noGrad = torch.no_grad();
-        double fused = double.MaxValue, explicitForm = double.MaxValue;
-        for (int i = 0; i < 4; i++)
-        {
-            long start = System.Diagnostics.Stopwatch.GetTimestamp();
-            using (nn.functional.scaled_dot_product_attention(q, k, v, is_casual: causal)) { }
-            double a = System.Diagnostics.Stopwatch.GetElapsedTime(start).TotalSeconds;
-            start = System.Diagnostics.Stopwatch.GetTimestamp();
-            using (MultiheadSelfAttention.Attention(q, k, v, causal)) { }
-            double b = System.Diagnostics.Stopwatch.GetElapsedTime(start).TotalSeconds;
-            if (i == 0) continue;   // the first calls build caches
-            fused = Math.Min(fused, a);
-            explicitForm = Math.Min(explicitForm, b);
-        }
-        return fused < explicitForm;
-    }
-
-    private static bool? ParseOverride(string? value) => value?.Trim().ToLowerInvariant() switch
-    {
-        "fused" or "sdpa" => true,
-        "explicit" => false,
-        _ => null,
-    };
+    public static Tensor Run(Tensor q, Tensor k, Tensor v) =>
+        DeviceKernels.PathOf(q) == DeviceType.CPU && q.dtype != ScalarType.Float16
+            ? MultiheadSelfAttention.Attention(q, k, v, causal: false)
+            : nn.functional.scaled_dot_product_attention(q, k, v);
 }
