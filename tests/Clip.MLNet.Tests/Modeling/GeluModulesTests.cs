@@ -19,29 +19,3 @@ public class GeluModulesTests
         Assert.True(single.allclose(expected, rtol: 1e-5, atol: 1e-6));
     }
 }
-
-/// <summary>The CPU attention kernel chosen by measurement computes the same as both forms.</summary>
-public class AttentionKernelTests
-{
-    [Theory]
-    [InlineData(false)]
-    [InlineData(true)]
-    public void MeasuredChoiceIsRecordedAndBothFormsAgree(bool causal)
-    {
-        using var scope = NewDisposeScope();
-        using var noGrad = torch.no_grad();
-        var g = new torch.Generator(7);
-        var q = torch.randn(new long[] { 2, 3, 11, 8 }, generator: g);
-        var k = torch.randn(new long[] { 2, 3, 11, 8 }, generator: g);
-        var v = torch.randn(new long[] { 2, 3, 11, 8 }, generator: g);
-        var fused = nn.functional.scaled_dot_product_attention(q, k, v, is_casual: causal);
-        var explicitForm = MultiheadSelfAttention.Attention(q, k, v, causal);
-        Assert.True(fused.allclose(explicitForm, rtol: 1e-5, atol: 1e-6));
-        if (AttentionKernel.CpuFused is null)
-        {
-            var chosen = AttentionKernel.Run(q, k, v, causal);
-            Assert.True(AttentionKernel.Choices.ContainsKey((ScalarType.Float32, 11L, 11L, 8L, 3L, causal)));
-            Assert.True(chosen.allclose(explicitForm, rtol: 1e-5, atol: 1e-6));
-        }
-    }
-}
