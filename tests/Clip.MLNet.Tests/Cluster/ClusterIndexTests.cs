@@ -42,9 +42,17 @@ public sealed class ClusterIndexTests
                 Thread.Sleep(5);
             Assert.False(submit.IsCompleted, $"the job ended before a partition appeared: {(submit.IsCompleted ? submit.Result.Tail() : "")}");
             // The one that leased last has the most of its partition left: the least chance it completes as it is killed.
-            var (victim, held) = workers.Select(w => (Worker: w, Partition: HeldPartition(w, output)))
-                .Where(x => x.Partition is { } p && !File.Exists(ImageFile(output, p)))
-                .OrderBy(x => x.Worker.SinceLast("leased partition ")).FirstOrDefault();
+            // A worker's "leased" line can trail the first file by a moment (a worker that just finished leases its next
+            // partition): look again for a while rather than once.
+            (WorkerProcess? Worker, int? Partition) Holder() => workers.Select(w => ((WorkerProcess?)w, HeldPartition(w, output)))
+                .Where(x => x.Item2 is { } p && !File.Exists(ImageFile(output, p)))
+                .OrderBy(x => x.Item1!.SinceLast("leased partition ")).FirstOrDefault();
+            var (victim, held) = Holder();
+            while (victim is null && !submit.IsCompleted && clock.Elapsed < TimeSpan.FromMinutes(2))
+            {
+                Thread.Sleep(5);
+                (victim, held) = Holder();
+            }
             Assert.True(victim is not null, "no worker holds an unfinished partition:\n" + string.Join("\n---\n", workers.Select(w => w.Output)));
             victim.Kill();
             Assert.False(File.Exists(ImageFile(output, held!.Value)), $"partition {held} was completed as its worker was killed: nothing was taken over");
