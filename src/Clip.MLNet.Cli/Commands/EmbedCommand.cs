@@ -10,28 +10,22 @@ internal static class EmbedCommand
 {
     public static Command Create()
     {
-        var model = CommonOptions.Model();
-        var vocab = CommonOptions.Vocab();
+        var run = new ModelRunOptions();
         var images = new Option<string[]>("--images") { Description = "Image files to embed.", AllowMultipleArgumentsPerToken = true };
         var texts = new Option<string?>("--texts") { Description = "A UTF-8 text file: one text per line (a blank line is an empty text)." };
         var inputs = new Option<string?>("--inputs") { Description = "A safetensors file with ready tensors: pixel_values [N,3,S,S] (float32) and/or text_tokens [M,L] (int64)." };
         var output = new Option<string>("--output") { Description = "The safetensors file to write.", Required = true };
         var raw = new Option<bool>("--raw") { Description = "Write features as the model computes them, not L2-normalized." };
         var noTruncate = new Option<bool>("--no-truncate") { Description = "Refuse texts longer than the context instead of truncating them." };
-        var batch = CommonOptions.Batch();
-        var precision = CommonOptions.Precision();
-        var activation = CommonOptions.Activation();
-        var threads = CommonOptions.Threads();
-        var device = CommonOptions.DeviceOption();
-        var preprocessThreads = CommonOptions.PreprocessThreads();
 
         var command = new Command("embed", "Embed images and texts; writes image_features [N,D] and text_features [M,D] (and logits_per_image [N,M] with --inputs holding both).")
         {
-            model, vocab, images, texts, inputs, output, raw, noTruncate, batch, precision, activation, threads, device, preprocessThreads,
+            images, texts, inputs, output, raw, noTruncate,
         };
+        run.AddTo(command);
         command.SetAction(parse => CliRunner.Run(parse.GetValue(CommonOptions.Verbose), () =>
         {
-            var batchSize = CommonOptions.CheckBatch(parse.GetValue(batch));
+            var batchSize = run.BatchSize(parse);
             var inputsPath = parse.GetValue(inputs);
             var imagePaths = parse.GetValue(images) ?? Array.Empty<string>();
             var textsPath = parse.GetValue(texts);
@@ -40,16 +34,15 @@ internal static class EmbedCommand
             if (inputsPath is not null && (imagePaths.Length > 0 || textsPath is not null))
                 throw new CliInputException("--inputs cannot be combined with --images or --texts");
 
-            CommonOptions.ApplyThreads(parse.GetValue(threads));
-            using var clip = CommonOptions.LoadModel(parse.GetValue(model)!, parse.GetValue(precision)!, parse.GetValue(activation), parse.GetValue(vocab), parse.GetValue(device));
+            using var clip = run.LoadModel(parse);
             var outputs = new Dictionary<string, Tensor>(StringComparer.Ordinal);
             try
             {
                 if (inputsPath is not null)
                     EmbedReadyTensors(clip, inputsPath, batchSize, !parse.GetValue(raw), outputs);
                 else
-                    EmbedFiles.Run(clip, parse.GetValue(vocab), imagePaths, textsPath, batchSize, !parse.GetValue(raw), !parse.GetValue(noTruncate), outputs,
-                        CommonOptions.ResolvePreprocessThreads(parse.GetValue(preprocessThreads), clip));
+                    EmbedFiles.Run(clip, parse.GetValue(run.Vocab), imagePaths, textsPath, batchSize, !parse.GetValue(raw), !parse.GetValue(noTruncate), outputs,
+                        run.PreprocessThreadsFor(parse, clip));
                 SafetensorsFile.Write(parse.GetValue(output)!, outputs);
             }
             finally

@@ -12,8 +12,7 @@ internal static class IndexCommand
 {
     public static Command Create()
     {
-        var model = CommonOptions.Model();
-        var vocab = CommonOptions.Vocab();
+        var run = new ModelRunOptions();
         var images = new Option<string[]>("--images") { Description = "Image files and folders (walked recursively; files sorted by ordinal path).", AllowMultipleArgumentsPerToken = true };
         var manifest = new Option<string?>("--manifest") { Description = "A .csv, .tsv or .parquet manifest with an image_path column (relative to the manifest's folder) and an optional caption column." };
         var webdataset = new Option<string?>("--webdataset") { Description = "WebDataset tar shards, with brace ranges: shards/{0000..0099}.tar (KEY.jpg/.png/.webp with an optional KEY.txt caption)." };
@@ -23,27 +22,21 @@ internal static class IndexCommand
         var partitions = new Option<int?>("--partitions") { Description = "N: cut the ordered items into N contiguous partitions (default 1)." };
         var partition = new Option<int[]>("--partition") { Description = "Run only these partitions (0 to N-1; requires --partitions).", AllowMultipleArgumentsPerToken = true };
         var fromEnv = new Option<bool>("--partition-from-env") { Description = "Run the partition of JOB_COMPLETION_INDEX (Kubernetes Indexed Job) or SLURM_ARRAY_TASK_ID minus SLURM_ARRAY_TASK_MIN (Slurm array)." };
-        var batch = CommonOptions.Batch();
-        var precision = CommonOptions.Precision();
-        var activation = CommonOptions.Activation();
-        var threads = CommonOptions.Threads();
-        var device = CommonOptions.DeviceOption();
-        var preprocessThreads = CommonOptions.PreprocessThreads();
         var strict = new Option<bool>("--strict") { Description = "Make the first unreadable item an error (default: skip it and list it in failed/failed_{i}.json)." };
         var quiet = new Option<bool>("--quiet") { Description = "No progress on stderr." };
 
         var command = new Command("index", "Embed a collection into clip-retrieval's layout (img_emb/, text_emb/, metadata/, index.json) in resumable partitions.")
         {
-            model, vocab, images, manifest, webdataset, pathColumn, captionColumn, output, partitions, partition, fromEnv,
-            batch, precision, activation, threads, device, preprocessThreads, strict, quiet,
+            images, manifest, webdataset, pathColumn, captionColumn, output, partitions, partition, fromEnv, strict, quiet,
         };
+        run.AddTo(command);
         var cluster = new Option<string?>("--cluster") { Description = "Run the job on a cluster of `clip worker`s: redis://HOST:PORT. Waits until every partition is complete; the output folder must be on a filesystem every worker sees." };
         command.Options.Add(cluster);
         command.SetAction((parse, cancellation) => Task.FromResult(CliRunner.Run(parse.GetValue(CommonOptions.Verbose), () =>
         {
             var images0 = parse.GetValue(images) ?? [];
             Source(images0, parse.GetValue(manifest), parse.GetValue(webdataset), parse.GetValue(pathColumn)!, parse.GetValue(captionColumn)); // checks the choice
-            var batchSize = CommonOptions.CheckBatch(parse.GetValue(batch));
+            var batchSize = run.BatchSize(parse);
             var count = parse.GetValue(partitions);
             if (count is <= 0) throw new CliInputException($"--partitions must be positive, got {count}");
             var selected = Selected(parse.GetValue(partition) ?? [], parse.GetValue(fromEnv), count);
@@ -55,8 +48,8 @@ internal static class IndexCommand
                         : $"--partition {p}: out of range for --partitions {n} (0 to {n - 1})");
             var job = new IndexJob
             {
-                Model = parse.GetValue(model)!,
-                Vocab = parse.GetValue(vocab),
+                Model = parse.GetValue(run.Model)!,
+                Vocab = parse.GetValue(run.Vocab),
                 Images = images0,
                 Manifest = parse.GetValue(manifest),
                 WebDataset = parse.GetValue(webdataset),
@@ -64,12 +57,12 @@ internal static class IndexCommand
                 CaptionColumn = parse.GetValue(captionColumn),
                 Output = parse.GetValue(output)!,
                 Partitions = n,
-                Batch = parse.GetResult(batch) is { Implicit: false } ? batchSize : null,
-                Precision = parse.GetValue(precision)!,
-                Activation = parse.GetValue(activation),
-                Threads = parse.GetValue(threads),
-                Device = parse.GetValue(device),
-                PreprocessThreads = parse.GetValue(preprocessThreads),
+                Batch = parse.GetResult(run.Batch) is { Implicit: false } ? batchSize : null,
+                Precision = parse.GetValue(run.Precision)!,
+                Activation = parse.GetValue(run.Activation),
+                Threads = parse.GetValue(run.Threads),
+                Device = parse.GetValue(run.Device),
+                PreprocessThreads = parse.GetValue(run.PreprocessThreads),
                 Strict = parse.GetValue(strict),
             };
             bool showProgress = !parse.GetValue(quiet);
