@@ -12,23 +12,17 @@ internal static class ZeroShotCommand
 {
     public static Command Create()
     {
-        var model = CommonOptions.Model();
-        var vocab = CommonOptions.Vocab();
+        var run = new ModelRunOptions();
         var labels = new Option<string?>("--labels") { Description = "Class names, comma-separated." };
         var labelsFile = new Option<string?>("--labels-file") { Description = "A UTF-8 file with one class name per line." };
         var templates = new Option<string?>("--templates") { Description = "A UTF-8 file with one prompt template per line, {} where the class name goes (default: {})." };
         var top = new Option<int>("--top") { Description = "Rows per image: the K most probable classes.", DefaultValueFactory = _ => 1 };
         var images = new Option<string[]>("--images") { Description = "Image files to classify.", AllowMultipleArgumentsPerToken = true, Required = true };
-        var batch = CommonOptions.Batch();
-        var precision = CommonOptions.Precision();
-        var activation = CommonOptions.Activation();
-        var threads = CommonOptions.Threads();
-        var device = CommonOptions.DeviceOption();
-        var preprocessThreads = CommonOptions.PreprocessThreads();
         var command = new Command("zero-shot", "Zero-shot classification: prints CSV 'image,rank,label,probability', K rows per image.")
         {
-            model, vocab, labels, labelsFile, templates, top, images, batch, precision, activation, threads, device, preprocessThreads,
+            labels, labelsFile, templates, top, images,
         };
+        run.AddTo(command);
         command.SetAction(parse => CliRunner.Run(parse.GetValue(CommonOptions.Verbose), () =>
         {
             var classNames = ReadLabels(parse.GetValue(labels), parse.GetValue(labelsFile));
@@ -36,15 +30,14 @@ internal static class ZeroShotCommand
             int k = parse.GetValue(top);
             if (k <= 0) throw new CliInputException($"--top must be positive, got {k}");
             k = Math.Min(k, classNames.Count);
-            var batchSize = CommonOptions.CheckBatch(parse.GetValue(batch));
+            var batchSize = run.BatchSize(parse);
             var paths = parse.GetValue(images)!;
 
             ZeroShotPrompts prompts;
             try { prompts = new ZeroShotPrompts(classNames, templateList); }
             catch (ArgumentException e) { throw new CliInputException(e.Message, e); }
-            CommonOptions.ApplyThreads(parse.GetValue(threads));
-            using var clip = CommonOptions.LoadModel(parse.GetValue(model)!, parse.GetValue(precision)!, parse.GetValue(activation), parse.GetValue(vocab), parse.GetValue(device));
-            var tokenizer = EmbedFiles.Tokenizer(clip, parse.GetValue(vocab));
+            using var clip = run.LoadModel(parse);
+            var tokenizer = EmbedFiles.Tokenizer(clip, parse.GetValue(run.Vocab));
             using var classifier = ZeroShotClassifier.Create(clip, tokenizer, prompts);
             var preprocessor = clip.CreateImagePreprocessor();
             Console.Error.WriteLine(classifier.Scoring == ClipScoring.Sigmoid
@@ -55,20 +48,17 @@ internal static class ZeroShotCommand
             stdout.WriteLine("image,rank,label,probability");
             // Decoding and preprocessing run on a background thread one batch ahead of the forward pass.
             using var prefetcher = new ImageBatchPrefetcher(preprocessor, paths, batchSize, prefetch: 1,
-                threads: CommonOptions.ResolvePreprocessThreads(parse.GetValue(preprocessThreads), clip));
+                threads: run.PreprocessThreadsFor(parse, clip));
             try
             {
                 foreach (var (start, pixels) in prefetcher.Batches())
                 {
                     using var scope = NewDisposeScope();
-                    var probabilities = classifier.Probabilities(clip.EncodeImage(pixels)).cpu();
-                    var (values, indices) = probabilities.topk(k, dim: 1);
-                    var p = values.contiguous().data<float>().ToArray();
-                    var idx = indices.contiguous().data<long>().ToArray();
+                    var (classes, scores) = ZeroShotClassifier.TopClasses(classifier.Probabilities(clip.EncodeImage(pixels)), k);
                     for (int i = 0; i < pixels.shape[0]; i++)
                         for (int r = 0; r < k; r++)
                             stdout.WriteLine(string.Join(',', Csv(paths[start + i]), (r + 1).ToString(CultureInfo.InvariantCulture),
-                                Csv(classifier.ClassNames[(int)idx[i * k + r]]), p[i * k + r].ToString("0.########", CultureInfo.InvariantCulture)));
+                                Csv(classifier.ClassNames[classes[i * k + r]]), scores[i * k + r].ToString("0.########", CultureInfo.InvariantCulture)));
                 }
             }
             catch (ClipImageException e) when (e.Index is { } i)

@@ -100,10 +100,7 @@ public sealed class ClipImageEmbeddingTransformer : ClipTransformerBase
 
     private sealed class Stage(ClipModel model, ClipImagePreprocessor preprocessor, ClipImageEmbeddingEstimator.Options options) : OptionsStage(options, ColumnRule.Image)
     {
-        private readonly BatchOutputColumn[] outputs =
-        {
-            new(options.OutputColumnName, OutputKind.FloatVector, model.Config.EmbedDim, new VectorDataViewType(NumberDataViewType.Single, model.Config.EmbedDim)),
-        };
+        private readonly BatchOutputColumn[] outputs = { BatchOutputColumn.Floats(options.OutputColumnName, model.Config.EmbedDim) };
 
         public override IReadOnlyList<BatchOutputColumn> Outputs => outputs;
         public override BatchWorker CreateWorker(DataViewSchema.Column input) => new Worker(model, preprocessor, options);

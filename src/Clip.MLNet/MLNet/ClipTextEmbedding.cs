@@ -104,10 +104,7 @@ public sealed class ClipTextEmbeddingTransformer : ClipTransformerBase
 
     private sealed class Stage(ClipModel model, ClipTokenizer tokenizer, ClipTextEmbeddingEstimator.Options options) : OptionsStage(options, ColumnRule.Text)
     {
-        private readonly BatchOutputColumn[] outputs =
-        {
-            new(options.OutputColumnName, OutputKind.FloatVector, model.Config.EmbedDim, new VectorDataViewType(NumberDataViewType.Single, model.Config.EmbedDim)),
-        };
+        private readonly BatchOutputColumn[] outputs = { BatchOutputColumn.Floats(options.OutputColumnName, model.Config.EmbedDim) };
 
         public override IReadOnlyList<BatchOutputColumn> Outputs => outputs;
         public override int PrefetchBatches => 0;   // tokenizing is cheap next to the forward pass

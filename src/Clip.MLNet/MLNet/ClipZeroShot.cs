@@ -225,14 +225,14 @@ public sealed class ClipZeroShotTransformer : ClipTransformerBase
             int c = classifier.ClassCount;
             var list = new List<BatchOutputColumn>
             {
-                new(options.ScoreColumnName, OutputKind.FloatVector, c, new VectorDataViewType(NumberDataViewType.Single, c), NamesAnnotation(classifier.ClassNames, keyValues: false)),
+                BatchOutputColumn.Floats(options.ScoreColumnName, c, NamesAnnotation(classifier.ClassNames, keyValues: false)),
                 new(options.PredictedLabelColumnName, OutputKind.Key, 1, new KeyDataViewType(typeof(uint), c), NamesAnnotation(classifier.ClassNames, keyValues: true)),
             };
             if (options.TopK > 0)
             {
                 int k = Math.Min(options.TopK, c);
                 list.Add(new(options.TopLabelsColumnName, OutputKind.TextVector, k, new VectorDataViewType(TextDataViewType.Instance, k)));
-                list.Add(new(options.TopScoresColumnName, OutputKind.FloatVector, k, new VectorDataViewType(NumberDataViewType.Single, k)));
+                list.Add(BatchOutputColumn.Floats(options.TopScoresColumnName, k));
             }
             outputs = list.ToArray();
         }
@@ -260,14 +260,12 @@ public sealed class ClipZeroShotTransformer : ClipTransformerBase
                 if (stage.options.TopK > 0)
                 {
                     int k = stage.outputs[2].Width;
-                    var (values, indices) = probabilities.topk(k, dim: 1);
-                    var top = MemoryMarshal.Cast<byte, float>(values.contiguous().bytes);
-                    var idx = MemoryMarshal.Cast<byte, long>(indices.contiguous().bytes);
+                    var (classes, scores) = ZeroShotClassifier.TopClasses(probabilities, k);
                     for (int i = 0; i < slots.Count; i++)
                         for (int j = 0; j < k; j++)
                         {
-                            outputs.Texts[2][slots[i] * k + j] = names[idx[i * k + j]];
-                            outputs.Floats[3][slots[i] * k + j] = top[i * k + j];
+                            outputs.Texts[2][slots[i] * k + j] = names[classes[i * k + j]];
+                            outputs.Floats[3][slots[i] * k + j] = scores[i * k + j];
                         }
                 }
             }

@@ -107,6 +107,21 @@ public sealed class ZeroShotClassifier : IDisposable
         return scope.MoveToOuter(Scoring == ClipScoring.Sigmoid ? torch.sigmoid(logits) : logits.softmax(1));
     }
 
+    /// <summary>
+    /// The <paramref name="k"/> highest scores of each row of <paramref name="probabilities"/> (<c>[N, C]</c>, as
+    /// <see cref="Probabilities"/> returns them), best first: the class indices and their scores, both row-major
+    /// <c>[N × k]</c>, with <paramref name="k"/> cut to the class count. The one top-k labelling that the ML.NET
+    /// transform and the <c>clip zero-shot</c> tool share.
+    /// </summary>
+    public static (int[] Classes, float[] Scores) TopClasses(Tensor probabilities, int k)
+    {
+        if (probabilities.dim() != 2) throw new ArgumentException($"Expected probabilities [N, C], got [{string.Join(", ", probabilities.shape)}].", nameof(probabilities));
+        if (k <= 0) throw new ArgumentOutOfRangeException(nameof(k), k, "k must be positive.");
+        using var scope = NewDisposeScope();
+        var (values, indices) = probabilities.to(ScalarType.Float32).cpu().topk((int)Math.Min(k, probabilities.shape[1]), dim: 1);
+        return (indices.contiguous().data<long>().Select(i => (int)i).ToArray(), values.contiguous().data<float>().ToArray());
+    }
+
     /// <inheritdoc />
     public void Dispose() => weights.Dispose();
 }

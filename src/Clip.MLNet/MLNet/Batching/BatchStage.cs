@@ -8,7 +8,12 @@ namespace Clip.MLNet.Transforms;
 internal enum OutputKind { FloatVector, Key, TextVector }
 
 /// <summary>One output column of a batched stage.</summary>
-internal sealed record BatchOutputColumn(string Name, OutputKind Kind, int Width, DataViewType Type, DataViewSchema.Annotations? Annotations = null);
+internal sealed record BatchOutputColumn(string Name, OutputKind Kind, int Width, DataViewType Type, DataViewSchema.Annotations? Annotations = null)
+{
+    /// <summary>A float vector column of <paramref name="width"/> values (an embedding, scores).</summary>
+    public static BatchOutputColumn Floats(string name, int width, DataViewSchema.Annotations? annotations = null) =>
+        new(name, OutputKind.FloatVector, width, new VectorDataViewType(NumberDataViewType.Single, width), annotations);
+}
 
 /// <summary>Per-batch output storage: row-major arrays, one per output column.</summary>
 internal sealed class BatchOutputs
