@@ -12,13 +12,6 @@ public sealed class ClipClusterException(string message, Exception? inner = null
 /// </summary>
 public sealed record ClipClusterConnection
 {
-    private ClipClusterConnection(string text, string host, int port)
-    {
-        Text = text;
-        Host = host;
-        Port = port;
-    }
-
     /// <summary>The connection as given.</summary>
     public string Text { get; }
 
@@ -27,6 +20,13 @@ public sealed record ClipClusterConnection
 
     /// <summary>Redis's port.</summary>
     public int Port { get; }
+
+    private ClipClusterConnection(string text, string host, int port)
+    {
+        Text = text;
+        Host = host;
+        Port = port;
+    }
 
     /// <summary>StackExchange.Redis's configuration string for this server (<c>HOST:PORT</c>), failing fast when it is down.</summary>
     internal string RedisConfiguration => $"{Host}:{Port.ToString(CultureInfo.InvariantCulture)},abortConnect=false,connectTimeout=3000";

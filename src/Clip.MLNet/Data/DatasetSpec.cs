@@ -28,15 +28,6 @@ public sealed class DatasetSpec
     private static readonly string[] Kinds = { "imagefolder", "csv", "tsv", "idx", "mnist", "fashion-mnist", "cifar10", "cifar100" };
     private static readonly string[] Keys = { "split", "labels", "image", "caption", "label", "classes", "prompts" };
 
-    private DatasetSpec(string text, string name, string kind, IReadOnlyList<string> locations, IReadOnlyDictionary<string, string> options)
-    {
-        Text = text;
-        Name = name;
-        Kind = kind;
-        Locations = locations;
-        Options = options;
-    }
-
     /// <summary>The spec as written.</summary>
     public string Text { get; }
 
@@ -51,6 +42,15 @@ public sealed class DatasetSpec
 
     /// <summary>The <c>KEY=VALUE</c> options, keys in lower case.</summary>
     public IReadOnlyDictionary<string, string> Options { get; }
+
+    private DatasetSpec(string text, string name, string kind, IReadOnlyList<string> locations, IReadOnlyDictionary<string, string> options)
+    {
+        Text = text;
+        Name = name;
+        Kind = kind;
+        Locations = locations;
+        Options = options;
+    }
 
     /// <summary>The name to look the dataset up by in a prompts JSON file: the <c>prompts</c> option, else <see cref="Name"/>.</summary>
     public string PromptsName => Options.TryGetValue("prompts", out var p) ? p : Name;

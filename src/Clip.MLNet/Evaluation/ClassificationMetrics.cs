@@ -5,18 +5,6 @@ namespace Clip.MLNet.Evaluation;
 /// <summary>Accuracy of a classifier over a labelled set (see <see cref="ClassificationMetrics.Evaluate"/>).</summary>
 public sealed class ClassificationResult
 {
-    internal ClassificationResult(int count, int classCount, double top1, double? top5, double meanPerClass, int[] predicted, int[] perClassCount, double[] perClassAccuracy)
-    {
-        Count = count;
-        ClassCount = classCount;
-        Top1 = top1;
-        Top5 = top5;
-        MeanPerClass = meanPerClass;
-        Predicted = predicted;
-        PerClassCount = perClassCount;
-        PerClassAccuracy = perClassAccuracy;
-    }
-
     /// <summary>Number of items scored.</summary>
     public int Count { get; }
 
@@ -43,6 +31,18 @@ public sealed class ClassificationResult
     /// <summary>Top-1 accuracy per class (NaN for a class without items).</summary>
     [JsonIgnore]
     public IReadOnlyList<double> PerClassAccuracy { get; }
+
+    internal ClassificationResult(int count, int classCount, double top1, double? top5, double meanPerClass, int[] predicted, int[] perClassCount, double[] perClassAccuracy)
+    {
+        Count = count;
+        ClassCount = classCount;
+        Top1 = top1;
+        Top5 = top5;
+        MeanPerClass = meanPerClass;
+        Predicted = predicted;
+        PerClassCount = perClassCount;
+        PerClassAccuracy = perClassAccuracy;
+    }
 }
 
 /// <summary>

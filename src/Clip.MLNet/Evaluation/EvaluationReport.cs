@@ -9,22 +9,6 @@ namespace Clip.MLNet.Evaluation;
 /// <summary>The results of one dataset (see <see cref="ClipEvaluator"/>).</summary>
 public sealed class DatasetEvaluation
 {
-    internal DatasetEvaluation(string name, string source, int count, int imageCount, int? classCount, ClassificationResult? zeroShot, int zeroShotTemplates,
-        LinearProbeResult? linearProbe, RetrievalResult? retrieval, double seconds, IReadOnlyList<string> notes)
-    {
-        Name = name;
-        Source = source;
-        Count = count;
-        ImageCount = imageCount;
-        ClassCount = classCount;
-        ZeroShot = zeroShot;
-        ZeroShotTemplates = zeroShotTemplates;
-        LinearProbe = linearProbe;
-        Retrieval = retrieval;
-        Seconds = seconds;
-        Notes = notes;
-    }
-
     /// <summary>The dataset's name.</summary>
     public string Name { get; }
 
@@ -57,6 +41,22 @@ public sealed class DatasetEvaluation
 
     /// <summary>What a reader of the numbers should know: subsampling, how the probe was split.</summary>
     public IReadOnlyList<string> Notes { get; }
+
+    internal DatasetEvaluation(string name, string source, int count, int imageCount, int? classCount, ClassificationResult? zeroShot, int zeroShotTemplates,
+        LinearProbeResult? linearProbe, RetrievalResult? retrieval, double seconds, IReadOnlyList<string> notes)
+    {
+        Name = name;
+        Source = source;
+        Count = count;
+        ImageCount = imageCount;
+        ClassCount = classCount;
+        ZeroShot = zeroShot;
+        ZeroShotTemplates = zeroShotTemplates;
+        LinearProbe = linearProbe;
+        Retrieval = retrieval;
+        Seconds = seconds;
+        Notes = notes;
+    }
 }
 
 /// <summary>One number of a report, in long form: one CSV row.</summary>

@@ -40,15 +40,6 @@ public sealed class LinearProbeOptions
 /// <summary>The outcome of <see cref="LinearProbe.Run"/>.</summary>
 public sealed class LinearProbeResult
 {
-    internal LinearProbeResult(ClassificationResult test, double l2, IReadOnlyList<LinearProbeTrial> sweep, int trainCount, int validationCount)
-    {
-        Test = test;
-        L2 = l2;
-        Sweep = sweep;
-        TrainCount = trainCount;
-        ValidationCount = validationCount;
-    }
-
     /// <summary>Accuracy on the test rows.</summary>
     public ClassificationResult Test { get; }
 
@@ -63,6 +54,15 @@ public sealed class LinearProbeResult
 
     /// <summary>Rows held out to choose the L2 strength (0 when there was no search).</summary>
     public int ValidationCount { get; }
+
+    internal LinearProbeResult(ClassificationResult test, double l2, IReadOnlyList<LinearProbeTrial> sweep, int trainCount, int validationCount)
+    {
+        Test = test;
+        L2 = l2;
+        Sweep = sweep;
+        TrainCount = trainCount;
+        ValidationCount = validationCount;
+    }
 }
 
 /// <summary>One L2 strength of the search, with its top-1 accuracy on the validation rows.</summary>

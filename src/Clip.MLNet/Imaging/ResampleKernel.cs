@@ -15,7 +15,7 @@ namespace Clip.MLNet.Imaging;
 /// pixel's centre, clipped to the image; their weights are normalized to sum to 1, then rounded
 /// half away from zero to 22 fractional bits (8 bits of pixel, 2 of headroom in an int).
 /// </remarks>
-internal sealed class ResampleKernel
+internal sealed class ResampleKernel(int inSize, int outSize, int outFirst, int maxTaps, int[] first, int[] count, int[] weights)
 {
     /// <summary>Fractional bits of the weights.</summary>
     public const int PrecisionBits = 32 - 8 - 2;
@@ -30,37 +30,26 @@ internal sealed class ResampleKernel
     private const int CacheLimit = 512;
     private static readonly ConcurrentDictionary<(int In, int Out, int First, int Count, bool Bilinear), ResampleKernel> Cache = new();
 
-    private ResampleKernel(int inSize, int outSize, int outFirst, int maxTaps, int[] first, int[] count, int[] weights)
-    {
-        InSize = inSize;
-        OutSize = outSize;
-        OutFirst = outFirst;
-        MaxTaps = maxTaps;
-        First = first;
-        Count = count;
-        Weights = weights;
-    }
-
-    public int InSize { get; }
-    public int OutSize { get; }
+    public int InSize { get; } = inSize;
+    public int OutSize { get; } = outSize;
 
     /// <summary>The first output index the kernel covers; the arrays are indexed from it.</summary>
-    public int OutFirst { get; }
+    public int OutFirst { get; } = outFirst;
 
     /// <summary>How many output indices the kernel covers.</summary>
     public int OutCount => First.Length;
 
     /// <summary>The stride of <see cref="Weights"/>: room for the widest tap list.</summary>
-    public int MaxTaps { get; }
+    public int MaxTaps { get; } = maxTaps;
 
     /// <summary>The first input index of each output index (from <see cref="OutFirst"/>).</summary>
-    public int[] First { get; }
+    public int[] First { get; } = first;
 
     /// <summary>How many input pixels each output index reads.</summary>
-    public int[] Count { get; }
+    public int[] Count { get; } = count;
 
     /// <summary>Weights, <see cref="MaxTaps"/> per output index (unused slots are zero).</summary>
-    public int[] Weights { get; }
+    public int[] Weights { get; } = weights;
 
     /// <summary>
     /// The kernel for resizing <paramref name="inSize"/> pixels to <paramref name="outSize"/>, for output

@@ -4,27 +4,17 @@ using SkiaSharp;
 namespace Clip.MLNet.Imaging;
 
 /// <summary>Decoded pixels in a pooled buffer, with the Pillow rules that apply to them. Dispose returns the buffer.</summary>
-internal sealed class DecodedImage : IDisposable
+internal sealed class DecodedImage(byte[] buffer, int width, int height, PixelLayout layout, AlphaHandling alpha, ResizeFilter filter, ImageFormat format)
+    : IDisposable
 {
-    private byte[]? buffer;
+    private byte[]? buffer = buffer;
 
-    public DecodedImage(byte[] buffer, int width, int height, PixelLayout layout, AlphaHandling alpha, ResizeFilter filter, ImageFormat format)
-    {
-        this.buffer = buffer;
-        Width = width;
-        Height = height;
-        Layout = layout;
-        Alpha = alpha;
-        Filter = filter;
-        Format = format;
-    }
-
-    public int Width { get; }
-    public int Height { get; }
-    public PixelLayout Layout { get; }
-    public AlphaHandling Alpha { get; }
-    public ResizeFilter Filter { get; }
-    public ImageFormat Format { get; }
+    public int Width { get; } = width;
+    public int Height { get; } = height;
+    public PixelLayout Layout { get; } = layout;
+    public AlphaHandling Alpha { get; } = alpha;
+    public ResizeFilter Filter { get; } = filter;
+    public ImageFormat Format { get; } = format;
     public int RowBytes => Width * (Layout == PixelLayout.Gray8 ? 1 : 4);
 
     public PixelSource Source => new(

@@ -16,25 +16,22 @@ public enum ClipDownloadFailure
 }
 
 /// <summary>A pretrained model's file could not be downloaded or verified; the message says what to do.</summary>
-public sealed class ClipDownloadException : IOException
+/// <param name="failure">What went wrong.</param>
+/// <param name="message">What happened and what to do.</param>
+/// <param name="url">The address of the file concerned.</param>
+/// <param name="cachePath">Where the file belongs in the cache.</param>
+/// <param name="inner">The exception that caused this one.</param>
+public sealed class ClipDownloadException(ClipDownloadFailure failure, string message, Uri? url = null, string? cachePath = null, Exception? inner = null)
+    : IOException(message, inner)
 {
-    /// <summary>Creates the exception.</summary>
-    public ClipDownloadException(ClipDownloadFailure failure, string message, Uri? url = null, string? cachePath = null, Exception? inner = null)
-        : base(message, inner)
-    {
-        Failure = failure;
-        Url = url;
-        CachePath = cachePath;
-    }
-
     /// <summary>What went wrong.</summary>
-    public ClipDownloadFailure Failure { get; }
+    public ClipDownloadFailure Failure { get; } = failure;
 
     /// <summary>The address of the file concerned.</summary>
-    public Uri? Url { get; }
+    public Uri? Url { get; } = url;
 
     /// <summary>Where the file belongs in the cache (where it may be placed by hand).</summary>
-    public string? CachePath { get; }
+    public string? CachePath { get; } = cachePath;
 
     /// <summary>For <see cref="ClipDownloadFailure.HashMismatch"/>: where the refused file was set aside.</summary>
     public string? RejectedPath { get; init; }

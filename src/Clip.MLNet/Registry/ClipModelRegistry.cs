@@ -145,19 +145,6 @@ public sealed partial class ClipModelRegistry
 /// <summary>A registered pretrained model: its names, preprocessing, activation, tokenizer and where its files come from.</summary>
 public sealed class ClipPretrainedModel
 {
-    private ClipPretrainedModel(string name, IReadOnlyList<string> aliases, int imageSize, IReadOnlyList<float> mean, IReadOnlyList<float> std,
-        ClipActivation activation, string tokenizer, IReadOnlyList<ClipModelSource> sources)
-    {
-        Name = name;
-        Aliases = aliases;
-        ImageSize = imageSize;
-        Mean = mean;
-        Std = std;
-        Activation = activation;
-        Tokenizer = tokenizer;
-        Sources = sources;
-    }
-
     /// <summary>The model's name (OpenAI's spelling for OpenAI's models, the repository id for hub models).</summary>
     public string Name { get; }
 
@@ -181,6 +168,19 @@ public sealed class ClipPretrainedModel
     /// <see cref="SourceTokenizer"/> when the model's hub folder carries its own (SigLIP's SentencePiece models).
     /// </summary>
     public string Tokenizer { get; }
+
+    private ClipPretrainedModel(string name, IReadOnlyList<string> aliases, int imageSize, IReadOnlyList<float> mean, IReadOnlyList<float> std,
+        ClipActivation activation, string tokenizer, IReadOnlyList<ClipModelSource> sources)
+    {
+        Name = name;
+        Aliases = aliases;
+        ImageSize = imageSize;
+        Mean = mean;
+        Std = std;
+        Activation = activation;
+        Tokenizer = tokenizer;
+        Sources = sources;
+    }
 
     /// <summary>The <see cref="Tokenizer"/> value of models whose hub folder carries the tokenizer file (<c>spiece.model</c>, <c>tokenizer.model</c>).</summary>
     public const string SourceTokenizer = "source";
@@ -246,16 +246,6 @@ public sealed class ClipModelSource
         ["transformers"] = ["model.safetensors", "config.json", "vocab.json", "merges.txt"],
     };
 
-    private ClipModelSource(ClipSourceKind kind, string? repository, string? revision, string? layout, Uri? url, IReadOnlyList<ClipSourceFile> files)
-    {
-        Kind = kind;
-        Repository = repository;
-        Revision = revision;
-        Layout = layout;
-        Url = url;
-        Files = files;
-    }
-
     /// <summary>Hub repository or fixed address.</summary>
     public ClipSourceKind Kind { get; }
 
@@ -273,6 +263,16 @@ public sealed class ClipModelSource
 
     /// <summary>The files, the weights first.</summary>
     public IReadOnlyList<ClipSourceFile> Files { get; }
+
+    private ClipModelSource(ClipSourceKind kind, string? repository, string? revision, string? layout, Uri? url, IReadOnlyList<ClipSourceFile> files)
+    {
+        Kind = kind;
+        Repository = repository;
+        Revision = revision;
+        Layout = layout;
+        Url = url;
+        Files = files;
+    }
 
     /// <summary>The weight file (the first of <see cref="Files"/>).</summary>
     public ClipSourceFile Weights => Files[0];

@@ -6,35 +6,26 @@ namespace Clip.MLNet;
 /// A text needs more tokens than the context holds and truncation was turned off. The message names the text
 /// (abbreviated when long), its token count and the context length, and in a batch the text's index.
 /// </summary>
-public sealed class ClipTextTooLongException : ArgumentException
+/// <param name="text">The text as given.</param>
+/// <param name="tokenCount">Its tokens, the start and end tokens included.</param>
+/// <param name="contextLength">The tokens the context holds.</param>
+/// <param name="index">The text's index in a batch, or null for a single text.</param>
+public sealed class ClipTextTooLongException(string text, int tokenCount, int contextLength, int? index = null)
+    : ArgumentException(FormatMessage(text, tokenCount, contextLength, index))
 {
     private const int ExcerptLength = 60;
 
-    /// <summary>Creates the exception for one text.</summary>
-    /// <param name="text">The text as given.</param>
-    /// <param name="tokenCount">Its tokens, the start and end tokens included.</param>
-    /// <param name="contextLength">The tokens the context holds.</param>
-    /// <param name="index">The text's index in a batch, or null for a single text.</param>
-    public ClipTextTooLongException(string text, int tokenCount, int contextLength, int? index = null)
-        : base(FormatMessage(text, tokenCount, contextLength, index))
-    {
-        Text = text;
-        TokenCount = tokenCount;
-        ContextLength = contextLength;
-        Index = index;
-    }
-
     /// <summary>The text that is too long, as given.</summary>
-    public string Text { get; }
+    public string Text { get; } = text;
 
     /// <summary>The tokens it needs, start and end tokens included.</summary>
-    public int TokenCount { get; }
+    public int TokenCount { get; } = tokenCount;
 
     /// <summary>The tokens the context holds.</summary>
-    public int ContextLength { get; }
+    public int ContextLength { get; } = contextLength;
 
     /// <summary>The text's position in the batch being tokenized, or null for a single text.</summary>
-    public int? Index { get; }
+    public int? Index { get; } = index;
 
     private static string FormatMessage(string text, int tokenCount, int contextLength, int? index) =>
         $"{(index is { } i ? $"Text {i}" : "Text")} \"{Excerpt(text)}\" is too long: {tokenCount} tokens (with the start and end tokens) " +
