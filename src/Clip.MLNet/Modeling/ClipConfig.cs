@@ -128,43 +128,41 @@ public sealed record ClipConfig
 
     /// <summary>A ViT configuration with the reference's derived values (heads = width/64, MLP = 4 × width).</summary>
     public static ClipConfig VisionTransformerConfig(int embedDim, int imageResolution, int patchSize, int visionWidth, int visionLayers,
-        int textWidth, int textLayers, int contextLength = 77, int vocabSize = 49408, ClipActivation activation = ClipActivation.QuickGelu) => new()
+        int textWidth, int textLayers, int contextLength = 77, int vocabSize = 49408, ClipActivation activation = ClipActivation.QuickGelu) =>
+        ReferenceTextTower(embedDim, imageResolution, textWidth, textLayers, contextLength, vocabSize, activation) with
         {
-            EmbedDim = embedDim,
-            ImageResolution = imageResolution,
             VisionArchitecture = VisionArchitecture.VisionTransformer,
             VisionLayers = new[] { visionLayers },
             VisionWidth = visionWidth,
             VisionPatchSize = patchSize,
             VisionHeads = Math.Max(1, visionWidth / 64),
             VisionMlpWidth = visionWidth * 4,
-            ContextLength = contextLength,
-            VocabSize = vocabSize,
-            TextWidth = textWidth,
-            TextHeads = Math.Max(1, textWidth / 64),
-            TextLayers = textLayers,
-            TextMlpWidth = textWidth * 4,
-            Activation = activation,
         };
 
     /// <summary>A ModifiedResNet configuration with the reference's derived values.</summary>
     public static ClipConfig ResNetConfig(int embedDim, int imageResolution, IReadOnlyList<int> stageBlocks, int visionWidth,
-        int textWidth, int textLayers, int contextLength = 77, int vocabSize = 49408, ClipActivation activation = ClipActivation.QuickGelu) => new()
+        int textWidth, int textLayers, int contextLength = 77, int vocabSize = 49408, ClipActivation activation = ClipActivation.QuickGelu) =>
+        ReferenceTextTower(embedDim, imageResolution, textWidth, textLayers, contextLength, vocabSize, activation) with
         {
-            EmbedDim = embedDim,
-            ImageResolution = imageResolution,
             VisionArchitecture = VisionArchitecture.ModifiedResNet,
             VisionLayers = stageBlocks.ToArray(),
             VisionWidth = visionWidth,
             VisionHeads = Math.Max(1, visionWidth * 32 / 64),
-            ContextLength = contextLength,
-            VocabSize = vocabSize,
-            TextWidth = textWidth,
-            TextHeads = Math.Max(1, textWidth / 64),
-            TextLayers = textLayers,
-            TextMlpWidth = textWidth * 4,
-            Activation = activation,
         };
+
+    /// <summary>What both reference layouts share: the embedding size, the resolution and OpenAI's text tower (heads = width/64, MLP = 4 × width).</summary>
+    private static ClipConfig ReferenceTextTower(int embedDim, int imageResolution, int textWidth, int textLayers, int contextLength, int vocabSize, ClipActivation activation) => new()
+    {
+        EmbedDim = embedDim,
+        ImageResolution = imageResolution,
+        ContextLength = contextLength,
+        VocabSize = vocabSize,
+        TextWidth = textWidth,
+        TextHeads = Math.Max(1, textWidth / 64),
+        TextLayers = textLayers,
+        TextMlpWidth = textWidth * 4,
+        Activation = activation,
+    };
 
     /// <summary>
     /// Infers the configuration from the shapes of a state dict in this library's layout
@@ -197,45 +195,19 @@ public sealed record ClipConfig
             var width = (int)conv[0];
             var patch = (int)conv[^1];
             var grid = (int)Math.Round(Math.Sqrt(Shape("visual.positional_embedding")[0] - 1));
-            return new ClipConfig
+            return VisionTransformerConfig(embedDim, patch * grid, patch, width, CountBlocks("visual.transformer.resblocks."),
+                textWidth, textLayers, contextLength, vocab, activation) with
             {
-                EmbedDim = embedDim,
-                ImageResolution = patch * grid,
-                VisionArchitecture = VisionArchitecture.VisionTransformer,
-                VisionLayers = new[] { CountBlocks("visual.transformer.resblocks.") },
-                VisionWidth = width,
-                VisionPatchSize = patch,
-                VisionHeads = Math.Max(1, width / 64),
                 VisionMlpWidth = (int)Shape("visual.transformer.resblocks.0.mlp.c_fc.weight")[0],
-                ContextLength = contextLength,
-                VocabSize = vocab,
-                TextWidth = textWidth,
-                TextHeads = Math.Max(1, textWidth / 64),
-                TextLayers = textLayers,
                 TextMlpWidth = textMlp,
-                Activation = activation,
             };
         }
         if (shapes.ContainsKey("visual.layer1.0.conv1.weight"))
         {
             var width = (int)Shape("visual.layer1.0.conv1.weight")[0];
             var outputWidth = (int)Math.Round(Math.Sqrt(Shape("visual.attnpool.positional_embedding")[0] - 1));
-            return new ClipConfig
-            {
-                EmbedDim = embedDim,
-                ImageResolution = outputWidth * 32,
-                VisionArchitecture = VisionArchitecture.ModifiedResNet,
-                VisionLayers = Enumerable.Range(1, 4).Select(b => CountBlocks($"visual.layer{b}.")).ToArray(),
-                VisionWidth = width,
-                VisionHeads = Math.Max(1, width * 32 / 64),
-                ContextLength = contextLength,
-                VocabSize = vocab,
-                TextWidth = textWidth,
-                TextHeads = Math.Max(1, textWidth / 64),
-                TextLayers = textLayers,
-                TextMlpWidth = textMlp,
-                Activation = activation,
-            };
+            return ResNetConfig(embedDim, outputWidth * 32, Enumerable.Range(1, 4).Select(b => CountBlocks($"visual.layer{b}.")).ToArray(), width,
+                textWidth, textLayers, contextLength, vocab, activation) with { TextMlpWidth = textMlp };
         }
         throw new InvalidDataException("The weights hold neither a ViT image tower ('visual.proj') nor a ResNet one ('visual.layer1.*').");
     }

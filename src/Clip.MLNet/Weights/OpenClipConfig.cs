@@ -1,4 +1,3 @@
-using System.Globalization;
 using System.Text.Json.Nodes;
 
 namespace Clip.MLNet.Weights;
@@ -147,23 +146,16 @@ internal static class OpenClipConfig
         }
         double textEps = text["norm_kwargs"]?["eps"]?.GetValue<double>() ?? 1e-5;
 
-        return new ClipConfig
+        var reference = ClipConfig.VisionTransformerConfig(embedDim, imageSize, patch, width, depth, textWidth,
+            Int(path, text, "layers", "model_cfg.text_cfg.layers") ?? 12,
+            Int(path, text, "context_length", "model_cfg.text_cfg.context_length") ?? 77,
+            Int(path, text, "vocab_size", "model_cfg.text_cfg.vocab_size") ?? 49408, defaultAct);
+        return reference with
         {
-            EmbedDim = embedDim,
-            ImageResolution = imageSize,
-            VisionArchitecture = VisionArchitecture.VisionTransformer,
-            VisionLayers = new[] { depth },
-            VisionWidth = width,
-            VisionPatchSize = patch,
             VisionHeads = heads,
             VisionMlpWidth = (int)(width * mlpRatio),
-            ContextLength = Int(path, text, "context_length", "model_cfg.text_cfg.context_length") ?? 77,
-            VocabSize = Int(path, text, "vocab_size", "model_cfg.text_cfg.vocab_size") ?? 49408,
-            TextWidth = textWidth,
             TextHeads = Int(path, text, "heads", "model_cfg.text_cfg.heads") ?? 8,
-            TextLayers = Int(path, text, "layers", "model_cfg.text_cfg.layers") ?? 12,
             TextMlpWidth = (int)(textWidth * textMlpRatio),
-            Activation = defaultAct,
             TimmModelName = name,
             VisionTimmFamily = t.Family,
             VisionRopeReferenceGrid = t.RopeReference,
@@ -206,23 +198,12 @@ internal static class OpenClipConfig
     {
         var t = TimmModels[timm];
         var visionAct = ClipActivationNames.TryParse(t.Activation)!.Value;
-        return new ClipConfig
+        return ClipConfig.VisionTransformerConfig(embedDim, t.ImageSize, t.PatchSize, t.Width, t.Depth, textWidth, textLayers, context, vocab, ClipActivation.Gelu) with
         {
-            EmbedDim = embedDim,
-            ImageResolution = t.ImageSize,
-            VisionArchitecture = VisionArchitecture.VisionTransformer,
-            VisionLayers = new[] { t.Depth },
-            VisionWidth = t.Width,
-            VisionPatchSize = t.PatchSize,
             VisionHeads = t.Heads,
             VisionMlpWidth = (int)(t.Width * t.MlpRatio),
-            ContextLength = context,
-            VocabSize = vocab,
-            TextWidth = textWidth,
             TextHeads = textHeads,
-            TextLayers = textLayers,
             TextMlpWidth = (int)(textWidth * textMlpRatio),
-            Activation = ClipActivation.Gelu,
             TimmModelName = timm,
             VisionClassToken = t.ClassToken,
             VisionPool = t.GlobalPool,
