@@ -2,7 +2,6 @@ using System.Diagnostics;
 using System.Net;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
-using Orleans;
 using Orleans.Runtime;
 
 namespace Clip.MLNet.Cluster;

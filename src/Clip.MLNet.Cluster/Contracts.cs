@@ -1,4 +1,3 @@
-using Orleans;
 using Orleans.Runtime;
 
 namespace Clip.MLNet.Cluster;

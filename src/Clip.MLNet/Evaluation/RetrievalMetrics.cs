@@ -1,6 +1,5 @@
 using System.Runtime.InteropServices;
 using System.Text.Json.Serialization;
-using TorchSharp;
 using static TorchSharp.torch;
 
 namespace Clip.MLNet.Evaluation;

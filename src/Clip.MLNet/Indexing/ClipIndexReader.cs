@@ -1,7 +1,6 @@
 using Microsoft.ML;
 using Microsoft.ML.Data;
 using Parquet;
-using Parquet.Schema;
 
 namespace Clip.MLNet.Indexing;
 

@@ -8,7 +8,6 @@ using Clip.MLNet.Imaging;
 using Microsoft.Win32.SafeHandles;
 using Parquet;
 using Parquet.Schema;
-using TorchSharp;
 using static TorchSharp.torch;
 
 namespace Clip.MLNet.Indexing;

@@ -1,6 +1,5 @@
 using System.Text;
 using Parquet;
-using Parquet.Schema;
 
 namespace Clip.MLNet.Indexing;
 

@@ -9,7 +9,7 @@ namespace Clip.MLNet.Transforms;
 /// <summary>
 /// Contrastive training as an ML.NET estimator: <see cref="Fit"/> trains a CLIP model on an image column and a
 /// caption column (from scratch, or fine-tuning a given model) and returns a <see cref="ClipImageEmbeddingTransformer"/>
-/// carrying the trained model (<see cref="ClipImageEmbeddingTransformer.Model"/>, with its tokenizer) and the training log.
+/// carrying the trained model (<see cref="ClipModelTransformer{TOptions}.Model"/>, with its tokenizer) and the training log.
 /// </summary>
 public sealed class ClipContrastiveEstimator : IEstimator<ClipImageEmbeddingTransformer>
 {

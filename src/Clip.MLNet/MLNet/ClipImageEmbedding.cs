@@ -1,8 +1,6 @@
-using System.Text.Json;
 using System.Text.Json.Nodes;
 using Clip.MLNet.Batching;
 using Microsoft.ML;
-using Microsoft.ML.Data;
 using Microsoft.ML.Runtime;
 using TorchSharp;
 using static TorchSharp.torch;
@@ -53,26 +51,18 @@ public sealed class ClipImageEmbeddingEstimator : IEstimator<ClipImageEmbeddingT
 /// <see cref="ClipStageOptions.BatchSize"/>; results and order equal batch size 1.
 /// Safe to use from several threads; dispose it to free weights it owns.
 /// </summary>
-public sealed class ClipImageEmbeddingTransformer : ClipTransformerBase
+public sealed class ClipImageEmbeddingTransformer : ClipModelTransformer<ClipImageEmbeddingEstimator.Options>
 {
     private readonly Stage stage;
 
-    internal ClipImageEmbeddingTransformer(ClipModel model, ClipImageEmbeddingEstimator.Options options)
+    /// <summary>The training log when this transformer came from <see cref="ClipContrastiveEstimator"/>; otherwise null.</summary>
+    public Clip.MLNet.Training.ClipTrainingHistory? TrainingHistory { get; internal set; }
+
+    internal ClipImageEmbeddingTransformer(ClipModel model, ClipImageEmbeddingEstimator.Options options) : base(model, options)
     {
-        Model = model;
-        Options = options;
         var preprocessor = model.CreateImagePreprocessor(options.MaxImagePixels);
         stage = new Stage(model, preprocessor, options);
     }
-
-    /// <summary>The model computing the embeddings.</summary>
-    public ClipModel Model { get; }
-
-    /// <summary>The options the transformer was made with.</summary>
-    public ClipImageEmbeddingEstimator.Options Options { get; }
-
-    /// <summary>The training log when this transformer came from <see cref="ClipContrastiveEstimator"/>; otherwise null.</summary>
-    public Clip.MLNet.Training.ClipTrainingHistory? TrainingHistory { get; internal set; }
 
     /// <summary>Length of the embedding vectors.</summary>
     public int EmbeddingSize => Model.Config.EmbedDim;
@@ -82,21 +72,10 @@ public sealed class ClipImageEmbeddingTransformer : ClipTransformerBase
     internal const string Kind = "ClipImageEmbedding";
     internal override string PersistKind => Kind;
 
-    internal override JsonObject SaveState(PipelineWriter writer)
-    {
-        var state = JsonSerializer.SerializeToNode(Options)!.AsObject();
-        state["model"] = writer.AddModel(Model);
-        return state;
-    }
+    internal override JsonObject SaveState(PipelineWriter writer) => OptionsState(Options, Model, writer);
 
-    internal static ClipImageEmbeddingTransformer Load(JsonObject state, PipelineReader reader)
-    {
-        var options = state.Deserialize<ClipImageEmbeddingEstimator.Options>()!;
-        var (model, reference) = reader.Model((string)state["model"]!);
-        var transformer = new ClipImageEmbeddingTransformer(model, options);
-        transformer.Own(reference);
-        return transformer;
-    }
+    internal static ClipImageEmbeddingTransformer Load(JsonObject state, PipelineReader reader) =>
+        FromOptionsState<ClipImageEmbeddingTransformer, ClipImageEmbeddingEstimator.Options>(state, reader, (model, options) => new(model, options));
 
     private sealed class Stage(ClipModel model, ClipImagePreprocessor preprocessor, ClipImageEmbeddingEstimator.Options options) : OptionsStage(options, ColumnRule.Image)
     {

@@ -3,10 +3,8 @@ using System.Text.Json;
 using System.Text.Json.Nodes;
 using Clip.MLNet;
 using Clip.MLNet.Transforms;
-using Clip.MLNet.Registry;
 using Clip.MLNet.Weights;
 using Microsoft.ML.Data;
-using TorchSharp;
 using static TorchSharp.torch;
 
 namespace Microsoft.ML;

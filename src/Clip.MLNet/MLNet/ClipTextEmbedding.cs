@@ -1,9 +1,7 @@
 using System.Runtime.InteropServices;
-using System.Text.Json;
 using System.Text.Json.Nodes;
 using Clip.MLNet.Batching;
 using Microsoft.ML;
-using Microsoft.ML.Data;
 using TorchSharp;
 using static TorchSharp.torch;
 
@@ -59,26 +57,18 @@ public sealed class ClipTextEmbeddingEstimator : IEstimator<ClipTextEmbeddingTra
 }
 
 /// <summary>CLIP text embeddings as an ML.NET transformer, batched; safe to use from several threads.</summary>
-public sealed class ClipTextEmbeddingTransformer : ClipTransformerBase
+public sealed class ClipTextEmbeddingTransformer : ClipModelTransformer<ClipTextEmbeddingEstimator.Options>
 {
     private readonly Stage stage;
-
-    internal ClipTextEmbeddingTransformer(ClipModel model, ClipTokenizer tokenizer, ClipTextEmbeddingEstimator.Options options)
-    {
-        Model = model;
-        Tokenizer = tokenizer;
-        Options = options;
-        stage = new Stage(model, tokenizer, options);
-    }
-
-    /// <summary>The model computing the embeddings.</summary>
-    public ClipModel Model { get; }
 
     /// <summary>The tokenizer turning texts into ids.</summary>
     public ClipTokenizer Tokenizer { get; }
 
-    /// <summary>The options the transformer was made with.</summary>
-    public ClipTextEmbeddingEstimator.Options Options { get; }
+    internal ClipTextEmbeddingTransformer(ClipModel model, ClipTokenizer tokenizer, ClipTextEmbeddingEstimator.Options options) : base(model, options)
+    {
+        Tokenizer = tokenizer;
+        stage = new Stage(model, tokenizer, options);
+    }
 
     internal override BatchStage Core => stage;
 
@@ -87,20 +77,14 @@ public sealed class ClipTextEmbeddingTransformer : ClipTransformerBase
 
     internal override JsonObject SaveState(PipelineWriter writer)
     {
-        var state = JsonSerializer.SerializeToNode(Options)!.AsObject();
-        state["model"] = writer.AddModel(Model);
+        var state = OptionsState(Options, Model, writer);
         state["tokenizer"] = writer.AddTokenizer(Tokenizer);
         return state;
     }
 
-    internal static ClipTextEmbeddingTransformer Load(JsonObject state, PipelineReader reader)
-    {
-        var options = state.Deserialize<ClipTextEmbeddingEstimator.Options>()!;
-        var (model, reference) = reader.Model((string)state["model"]!);
-        var transformer = new ClipTextEmbeddingTransformer(model, reader.Tokenizer((string)state["tokenizer"]!), options);
-        transformer.Own(reference);
-        return transformer;
-    }
+    internal static ClipTextEmbeddingTransformer Load(JsonObject state, PipelineReader reader) =>
+        FromOptionsState<ClipTextEmbeddingTransformer, ClipTextEmbeddingEstimator.Options>(state, reader,
+            (model, options) => new(model, reader.Tokenizer((string)state["tokenizer"]!), options));
 
     private sealed class Stage(ClipModel model, ClipTokenizer tokenizer, ClipTextEmbeddingEstimator.Options options) : OptionsStage(options, ColumnRule.Text)
     {

@@ -1,6 +1,5 @@
 using Microsoft.ML;
 using Microsoft.ML.Data;
-using Microsoft.ML.Runtime;
 
 namespace Clip.MLNet.Transforms;
 
@@ -68,6 +67,25 @@ public abstract class ClipTransformerBase : ITransformer, IDisposable
         ClipClassKeyTransformer.Kind => ClipClassKeyTransformer.Load(state, reader),
         _ => throw new Weights.ClipCheckpointException(reader.Path, $"the pipeline holds a stage of unknown kind '{kind}' (written by a newer Clip.MLNet?)"),
     };
+
+    /// <summary>The saved state of a stage whose options serialize as they are: the options and the model's entry in the pipeline file.</summary>
+    private protected static System.Text.Json.Nodes.JsonObject OptionsState(object options, ClipModel model, PipelineWriter writer)
+    {
+        var state = System.Text.Json.JsonSerializer.SerializeToNode(options, options.GetType())!.AsObject();
+        state["model"] = writer.AddModel(model);
+        return state;
+    }
+
+    /// <summary>Reads what <see cref="OptionsState"/> wrote and makes the stage with <paramref name="create"/>; the stage owns the model it loaded.</summary>
+    private protected static T FromOptionsState<T, TOptions>(System.Text.Json.Nodes.JsonObject state, PipelineReader reader, Func<ClipModel, TOptions, T> create)
+        where T : ClipTransformerBase
+    {
+        var options = System.Text.Json.JsonSerializer.Deserialize<TOptions>(state)!;
+        var (model, reference) = reader.Model((string)state["model"]!);
+        var transformer = create(model, options);
+        transformer.Own(reference);
+        return transformer;
+    }
 
     internal T Own<T>(T resource) where T : IDisposable
     {

@@ -3,7 +3,6 @@ using System.Text.Json.Nodes;
 using Clip.MLNet.Batching;
 using Microsoft.ML;
 using Microsoft.ML.Data;
-using TorchSharp;
 using static TorchSharp.torch;
 
 namespace Clip.MLNet.Transforms;
@@ -97,27 +96,19 @@ public sealed class ClipZeroShotEstimator : IEstimator<ClipZeroShotTransformer>
 /// see <see cref="ZeroShotClassifier.Scoring"/>), <c>PredictedLabel</c> the argmax as a key over the class names. Batched; safe to use
 /// from several threads; dispose it to free the class embeddings.
 /// </summary>
-public sealed class ClipZeroShotTransformer : ClipTransformerBase
+public sealed class ClipZeroShotTransformer : ClipModelTransformer<ClipZeroShotEstimator.Options>
 {
     private readonly Stage stage;
-
-    internal ClipZeroShotTransformer(ClipModel model, ZeroShotClassifier classifier, ClipZeroShotEstimator.Options options)
-    {
-        Model = model;
-        Classifier = classifier;
-        Options = options;
-        var preprocessor = model.CreateImagePreprocessor(options.MaxImagePixels);
-        stage = new Stage(model, classifier, preprocessor, options);
-    }
-
-    /// <summary>The model computing image features.</summary>
-    public ClipModel Model { get; }
 
     /// <summary>The class embeddings and names.</summary>
     public ZeroShotClassifier Classifier { get; }
 
-    /// <summary>The options the transformer was made with.</summary>
-    public ClipZeroShotEstimator.Options Options { get; }
+    internal ClipZeroShotTransformer(ClipModel model, ZeroShotClassifier classifier, ClipZeroShotEstimator.Options options) : base(model, options)
+    {
+        Classifier = classifier;
+        var preprocessor = model.CreateImagePreprocessor(options.MaxImagePixels);
+        stage = new Stage(model, classifier, preprocessor, options);
+    }
 
     /// <summary>The class names in class order: the key values of <c>PredictedLabel</c> and the slot names of <c>Score</c>.</summary>
     public IReadOnlyList<string> ClassNames => Classifier.ClassNames;

@@ -2,7 +2,6 @@ using System.Runtime.InteropServices;
 using Clip.MLNet.Batching;
 using Microsoft.ML;
 using Microsoft.ML.Data;
-using Microsoft.ML.Transforms.Image;
 using TorchSharp;
 using static TorchSharp.torch;
 

@@ -1,6 +1,5 @@
 using System.Collections.Concurrent;
 using System.Formats.Tar;
-using Clip.MLNet.Imaging;
 using Clip.MLNet.Indexing;
 using Clip.MLNet.Registry;
 using static TorchSharp.torch;

@@ -2,7 +2,6 @@ using System.Text.Json;
 using System.Text.Json.Nodes;
 using TorchSharp;
 using TorchSharp.Modules;
-using static TorchSharp.torch;
 
 namespace Clip.MLNet.Training;
 

@@ -1,4 +1,3 @@
-using Clip.MLNet.Transforms;
 using System.Diagnostics;
 using TorchSharp;
 using TorchSharp.Modules;

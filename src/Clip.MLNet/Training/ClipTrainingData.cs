@@ -1,5 +1,4 @@
 using Clip.MLNet.Batching;
-using System.Runtime.InteropServices;
 using Microsoft.ML;
 using Microsoft.ML.Data;
 

@@ -1,5 +1,4 @@
 using System.Text.Json.Nodes;
-using static TorchSharp.torch;
 
 namespace Clip.MLNet.Weights;
 

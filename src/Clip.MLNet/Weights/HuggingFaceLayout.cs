@@ -1,7 +1,6 @@
 using System.Text.Json.Nodes;
 using System.Text.RegularExpressions;
 using TorchSharp;
-using static TorchSharp.torch;
 
 namespace Clip.MLNet.Weights;
 

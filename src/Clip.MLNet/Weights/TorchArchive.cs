@@ -1,5 +1,4 @@
 using System.IO.Compression;
-using TorchSharp;
 using static TorchSharp.torch;
 
 namespace Clip.MLNet.Weights;
