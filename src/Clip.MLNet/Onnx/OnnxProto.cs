@@ -10,9 +10,12 @@ namespace Clip.MLNet.Onnx;
 /// <summary>A message that knows its encoded size and writes its fields (without a length prefix).</summary>
 internal abstract class OnnxMessage
 {
-    public abstract int ComputeSize();
+    /// <summary>Lists the message's fields in field order, once: <see cref="ProtoFields"/> either measures or writes them.</summary>
+    internal abstract void Fields(ProtoFields fields);
 
-    public abstract void WriteTo(CodedOutputStream output);
+    public int ComputeSize() => ProtoFields.Measure(this);
+
+    public void WriteTo(CodedOutputStream output) => ProtoFields.Write(this, output);
 
     public byte[] ToByteArray()
     {
@@ -22,47 +25,88 @@ internal abstract class OnnxMessage
         output.CheckNoSpaceLeft();
         return bytes;
     }
+}
 
-    // Helpers shared by the messages: each returns the size of one field and has a matching writer.
+/// <summary>
+/// The field encoder the messages list their fields to: in measuring mode it adds up the encoded size, in writing mode it
+/// writes the fields, so that a message's size and its bytes come from one list and cannot disagree.
+/// </summary>
+internal sealed class ProtoFields
+{
+    private readonly CodedOutputStream? output;   // null: measuring
 
-    protected static int StringSize(int field, string? value) =>
-        string.IsNullOrEmpty(value) ? 0 : CodedOutputStream.ComputeTagSize(field) + CodedOutputStream.ComputeStringSize(value);
+    private ProtoFields(CodedOutputStream? output) => this.output = output;
 
-    protected static void WriteString(CodedOutputStream output, int field, string? value)
+    private int Size { get; set; }
+
+    public static int Measure(OnnxMessage message)
     {
-        if (string.IsNullOrEmpty(value)) return;
-        output.WriteTag(field, WireFormat.WireType.LengthDelimited);
-        output.WriteString(value);
+        var fields = new ProtoFields(null);
+        message.Fields(fields);
+        return fields.Size;
     }
 
-    protected static int Int64Size(int field, long value) => CodedOutputStream.ComputeTagSize(field) + CodedOutputStream.ComputeInt64Size(value);
+    public static void Write(OnnxMessage message, CodedOutputStream output) => message.Fields(new ProtoFields(output));
 
-    protected static void WriteInt64(CodedOutputStream output, int field, long value)
+    /// <summary>A string field; an empty or null one is omitted unless <paramref name="keepEmpty"/> (a position in a repeated field).</summary>
+    public void String(int field, string? value, bool keepEmpty = false)
     {
-        output.WriteTag(field, WireFormat.WireType.Varint);
-        output.WriteInt64(value);
+        if (string.IsNullOrEmpty(value) && !keepEmpty) return;
+        value ??= "";
+        if (output is null) Size += CodedOutputStream.ComputeTagSize(field) + CodedOutputStream.ComputeStringSize(value);
+        else
+        {
+            output.WriteTag(field, WireFormat.WireType.LengthDelimited);
+            output.WriteString(value);
+        }
     }
 
-    protected static int MessageSize(int field, OnnxMessage? message)
+    public void Int64(int field, long value)
     {
-        if (message is null) return 0;
-        int size = message.ComputeSize();
-        return CodedOutputStream.ComputeTagSize(field) + CodedOutputStream.ComputeLengthSize(size) + size;
+        if (output is null) Size += CodedOutputStream.ComputeTagSize(field) + CodedOutputStream.ComputeInt64Size(value);
+        else
+        {
+            output.WriteTag(field, WireFormat.WireType.Varint);
+            output.WriteInt64(value);
+        }
     }
 
-    protected static void WriteMessage(CodedOutputStream output, int field, OnnxMessage? message)
+    public void Float(int field, float value)
+    {
+        if (output is null) Size += CodedOutputStream.ComputeTagSize(field) + 4;
+        else
+        {
+            output.WriteTag(field, WireFormat.WireType.Fixed32);
+            output.WriteFloat(value);
+        }
+    }
+
+    public void Bytes(int field, ReadOnlyMemory<byte> value)
+    {
+        if (output is null) Size += CodedOutputStream.ComputeTagSize(field) + CodedOutputStream.ComputeLengthSize(value.Length) + value.Length;
+        else
+        {
+            output.WriteTag(field, WireFormat.WireType.LengthDelimited);
+            output.WriteBytes(UnsafeByteOperations.UnsafeWrap(value));
+        }
+    }
+
+    public void Message(int field, OnnxMessage? message)
     {
         if (message is null) return;
-        output.WriteTag(field, WireFormat.WireType.LengthDelimited);
-        output.WriteLength(message.ComputeSize());
-        message.WriteTo(output);
+        int size = message.ComputeSize();
+        if (output is null) Size += CodedOutputStream.ComputeTagSize(field) + CodedOutputStream.ComputeLengthSize(size) + size;
+        else
+        {
+            output.WriteTag(field, WireFormat.WireType.LengthDelimited);
+            output.WriteLength(size);
+            message.WriteTo(output);
+        }
     }
 
-    protected static int MessagesSize(int field, IEnumerable<OnnxMessage> messages) => messages.Sum(m => MessageSize(field, m));
-
-    protected static void WriteMessages(CodedOutputStream output, int field, IEnumerable<OnnxMessage> messages)
+    public void Messages(int field, IEnumerable<OnnxMessage> messages)
     {
-        foreach (var m in messages) WriteMessage(output, field, m);
+        foreach (var m in messages) Message(field, m);
     }
 }
 
@@ -81,12 +125,10 @@ internal sealed class OnnxStringEntry(string key, string value) : OnnxMessage
     public string Key { get; } = key;
     public string Value { get; } = value;
 
-    public override int ComputeSize() => StringSize(1, Key) + StringSize(2, Value);
-
-    public override void WriteTo(CodedOutputStream output)
+    internal override void Fields(ProtoFields fields)
     {
-        WriteString(output, 1, Key);
-        WriteString(output, 2, Value);
+        fields.String(1, Key);
+        fields.String(2, Value);
     }
 }
 
@@ -104,30 +146,19 @@ internal sealed class OnnxTensor : OnnxMessage
     /// <summary><c>location</c>, <c>offset</c>, <c>length</c> of the values in a file beside the model.</summary>
     public List<OnnxStringEntry> ExternalData { get; } = [];
 
-    public override int ComputeSize()
+    internal override void Fields(ProtoFields fields)
     {
-        int size = Dims.Sum(d => Int64Size(1, d)) + Int64Size(2, (int)DataType) + StringSize(8, Name);
-        if (ExternalData.Count > 0)
-            size += MessagesSize(13, ExternalData) + Int64Size(14, 1);
-        else
-            size += CodedOutputStream.ComputeTagSize(9) + CodedOutputStream.ComputeLengthSize(RawData.Length) + RawData.Length;
-        return size;
-    }
-
-    public override void WriteTo(CodedOutputStream output)
-    {
-        foreach (var d in Dims) WriteInt64(output, 1, d);
-        WriteInt64(output, 2, (int)DataType);
-        WriteString(output, 8, Name);
+        foreach (var d in Dims) fields.Int64(1, d);
+        fields.Int64(2, (int)DataType);
+        fields.String(8, Name);
         if (ExternalData.Count > 0)
         {
-            WriteMessages(output, 13, ExternalData);
-            WriteInt64(output, 14, 1);
+            fields.Messages(13, ExternalData);
+            fields.Int64(14, 1);
         }
         else
         {
-            output.WriteTag(9, WireFormat.WireType.LengthDelimited);
-            output.WriteBytes(UnsafeByteOperations.UnsafeWrap(RawData));
+            fields.Bytes(9, RawData);
         }
     }
 }
@@ -163,40 +194,25 @@ internal sealed class OnnxAttribute : OnnxMessage
     public static OnnxAttribute Ints(string name, params long[] values) => new(name, Kind.Ints, ints: values);
     public static OnnxAttribute Tensor(string name, OnnxTensor value) => new(name, Kind.Tensor, t: value);
 
-    public override int ComputeSize()
+    internal override void Fields(ProtoFields fields)
     {
-        int size = StringSize(1, Name) + Int64Size(20, (int)kind);
-        size += kind switch
-        {
-            Kind.Float => CodedOutputStream.ComputeTagSize(2) + 4,
-            Kind.Int => Int64Size(3, i),
-            Kind.Tensor => MessageSize(5, t),
-            Kind.Ints => ints.Sum(v => Int64Size(8, v)),
-            _ => 0,
-        };
-        return size;
-    }
-
-    public override void WriteTo(CodedOutputStream output)
-    {
-        WriteString(output, 1, Name);
+        fields.String(1, Name);
         switch (kind)
         {
             case Kind.Float:
-                output.WriteTag(2, WireFormat.WireType.Fixed32);
-                output.WriteFloat(f);
+                fields.Float(2, f);
                 break;
             case Kind.Int:
-                WriteInt64(output, 3, i);
+                fields.Int64(3, i);
                 break;
             case Kind.Tensor:
-                WriteMessage(output, 5, t);
+                fields.Message(5, t);
                 break;
             case Kind.Ints:
-                foreach (var v in ints) WriteInt64(output, 8, v);
+                foreach (var v in ints) fields.Int64(8, v);
                 break;
         }
-        WriteInt64(output, 20, (int)kind);
+        fields.Int64(20, (int)kind);
     }
 }
 
@@ -210,23 +226,15 @@ internal sealed class OnnxNode : OnnxMessage
     public List<string> Outputs { get; init; } = [];
     public List<OnnxAttribute> Attributes { get; init; } = [];
 
-    public override int ComputeSize() =>
-        Inputs.Sum(s => CodedOutputStream.ComputeTagSize(1) + CodedOutputStream.ComputeStringSize(s))
-        + Outputs.Sum(s => StringSize(2, s)) + StringSize(3, Name) + StringSize(4, OpType) + MessagesSize(5, Attributes) + StringSize(7, Domain);
-
-    public override void WriteTo(CodedOutputStream output)
+    internal override void Fields(ProtoFields fields)
     {
-        foreach (var s in Inputs)
-        {
-            // An empty name is an omitted optional input and must be kept in its position.
-            output.WriteTag(1, WireFormat.WireType.LengthDelimited);
-            output.WriteString(s);
-        }
-        foreach (var s in Outputs) WriteString(output, 2, s);
-        WriteString(output, 3, Name);
-        WriteString(output, 4, OpType);
-        WriteMessages(output, 5, Attributes);
-        WriteString(output, 7, Domain);
+        // An empty input name is an omitted optional input and must be kept in its position.
+        foreach (var s in Inputs) fields.String(1, s, keepEmpty: true);
+        foreach (var s in Outputs) fields.String(2, s);
+        fields.String(3, Name);
+        fields.String(4, OpType);
+        fields.Messages(5, Attributes);
+        fields.String(7, Domain);
     }
 }
 
@@ -253,47 +261,39 @@ internal sealed class OnnxValueInfo : OnnxMessage
 
     private sealed class Dimension(object value) : OnnxMessage
     {
-        public override int ComputeSize() => value is string s ? StringSize(2, s) : Int64Size(1, Convert.ToInt64(value, System.Globalization.CultureInfo.InvariantCulture));
-
-        public override void WriteTo(CodedOutputStream output)
+        internal override void Fields(ProtoFields fields)
         {
-            if (value is string s) WriteString(output, 2, s);
-            else WriteInt64(output, 1, Convert.ToInt64(value, System.Globalization.CultureInfo.InvariantCulture));
+            if (value is string s) fields.String(2, s);
+            else fields.Int64(1, Convert.ToInt64(value, System.Globalization.CultureInfo.InvariantCulture));
         }
     }
 
     private sealed class Shape(object[] dims) : OnnxMessage
     {
         private readonly Dimension[] items = dims.Select(d => new Dimension(d)).ToArray();
-        public override int ComputeSize() => MessagesSize(1, items);
-        public override void WriteTo(CodedOutputStream output) => WriteMessages(output, 1, items);
+        internal override void Fields(ProtoFields fields) => fields.Messages(1, items);
     }
 
     private sealed class TensorType(OnnxDataType elemType, object[] dims) : OnnxMessage
     {
         private readonly Shape shape = new(dims);
-        public override int ComputeSize() => Int64Size(1, (int)elemType) + MessageSize(2, shape);
-
-        public override void WriteTo(CodedOutputStream output)
+        internal override void Fields(ProtoFields fields)
         {
-            WriteInt64(output, 1, (int)elemType);
-            WriteMessage(output, 2, shape);
+            fields.Int64(1, (int)elemType);
+            fields.Message(2, shape);
         }
     }
 
     private sealed class TypeProto(OnnxDataType elemType, object[] dims) : OnnxMessage
     {
         private readonly TensorType tensor = new(elemType, dims);
-        public override int ComputeSize() => MessageSize(1, tensor);
-        public override void WriteTo(CodedOutputStream output) => WriteMessage(output, 1, tensor);
+        internal override void Fields(ProtoFields fields) => fields.Message(1, tensor);
     }
 
-    public override int ComputeSize() => StringSize(1, Name) + MessageSize(2, new TypeProto(ElemType, Dims));
-
-    public override void WriteTo(CodedOutputStream output)
+    internal override void Fields(ProtoFields fields)
     {
-        WriteString(output, 1, Name);
-        WriteMessage(output, 2, new TypeProto(ElemType, Dims));
+        fields.String(1, Name);
+        fields.Message(2, new TypeProto(ElemType, Dims));
     }
 }
 
@@ -307,17 +307,14 @@ internal sealed class OnnxGraph : OnnxMessage
     public List<OnnxValueInfo> Inputs { get; } = [];
     public List<OnnxValueInfo> Outputs { get; } = [];
 
-    public override int ComputeSize() => MessagesSize(1, Nodes) + StringSize(2, Name) + MessagesSize(5, Initializers)
-        + StringSize(10, DocString) + MessagesSize(11, Inputs) + MessagesSize(12, Outputs);
-
-    public override void WriteTo(CodedOutputStream output)
+    internal override void Fields(ProtoFields fields)
     {
-        WriteMessages(output, 1, Nodes);
-        WriteString(output, 2, Name);
-        WriteMessages(output, 5, Initializers);
-        WriteString(output, 10, DocString);
-        WriteMessages(output, 11, Inputs);
-        WriteMessages(output, 12, Outputs);
+        fields.Messages(1, Nodes);
+        fields.String(2, Name);
+        fields.Messages(5, Initializers);
+        fields.String(10, DocString);
+        fields.Messages(11, Inputs);
+        fields.Messages(12, Outputs);
     }
 }
 
@@ -337,27 +334,22 @@ internal sealed class OnnxModel : OnnxMessage
 
     private sealed class OpsetId(string domain, long version) : OnnxMessage
     {
-        public override int ComputeSize() => StringSize(1, domain) + Int64Size(2, version);
-
-        public override void WriteTo(CodedOutputStream output)
+        internal override void Fields(ProtoFields fields)
         {
-            WriteString(output, 1, domain);
-            WriteInt64(output, 2, version);
+            fields.String(1, domain);
+            fields.Int64(2, version);
         }
     }
 
-    public override int ComputeSize() => Int64Size(1, IrVersion) + StringSize(2, ProducerName) + StringSize(3, ProducerVersion)
-        + StringSize(6, DocString) + MessageSize(7, Graph) + MessageSize(8, new OpsetId("", Opset)) + MessagesSize(14, Metadata);
-
-    public override void WriteTo(CodedOutputStream output)
+    internal override void Fields(ProtoFields fields)
     {
-        WriteInt64(output, 1, IrVersion);
-        WriteString(output, 2, ProducerName);
-        WriteString(output, 3, ProducerVersion);
-        WriteString(output, 6, DocString);
-        WriteMessage(output, 7, Graph);
-        WriteMessage(output, 8, new OpsetId("", Opset));
-        WriteMessages(output, 14, Metadata);
+        fields.Int64(1, IrVersion);
+        fields.String(2, ProducerName);
+        fields.String(3, ProducerVersion);
+        fields.String(6, DocString);
+        fields.Message(7, Graph);
+        fields.Message(8, new OpsetId("", Opset));
+        fields.Messages(14, Metadata);
     }
 
     /// <summary>Writes the model to <paramref name="path"/>; the encoded model must stay under protobuf's 2 GiB limit.</summary>
