@@ -250,34 +250,36 @@ internal static unsafe class EmbeddingScan
                 var v1 = ToSingle(h0, magnitude, sign, magic);
                 var v2 = ToSingle(l1, magnitude, sign, magic);
                 var v3 = ToSingle(h1, magnitude, sign, magic);
-                for (int j = 0; j < q; j++)
-                {
-                    float* query = queries + (long)j * d + c;
-                    Vector512<float>* a = accumulators + 4 * j;
-                    a[0] = Vector512.FusedMultiplyAdd(v0, Vector512.Load(query), a[0]);
-                    a[1] = Vector512.FusedMultiplyAdd(v1, Vector512.Load(query + 16), a[1]);
-                    a[2] = Vector512.FusedMultiplyAdd(v2, Vector512.Load(query + 32), a[2]);
-                    a[3] = Vector512.FusedMultiplyAdd(v3, Vector512.Load(query + 48), a[3]);
-                }
+                AddPair(accumulators, 0, queries, q, d, c, v0, v1);
+                AddPair(accumulators, 2, queries, q, d, c + 32, v2, v3);
             }
             for (; c < d; c += 32)
             {
                 var (l0, h0) = Vector512.Widen(Vector512.Load(row + c));
-                var v0 = ToSingle(l0, magnitude, sign, magic);
-                var v1 = ToSingle(h0, magnitude, sign, magic);
-                for (int j = 0; j < q; j++)
-                {
-                    float* query = queries + (long)j * d + c;
-                    Vector512<float>* a = accumulators + 4 * j;
-                    a[0] = Vector512.FusedMultiplyAdd(v0, Vector512.Load(query), a[0]);
-                    a[1] = Vector512.FusedMultiplyAdd(v1, Vector512.Load(query + 16), a[1]);
-                }
+                AddPair(accumulators, 0, queries, q, d, c, ToSingle(l0, magnitude, sign, magic), ToSingle(h0, magnitude, sign, magic));
             }
             for (int j = 0; j < q; j++)
             {
                 Vector512<float>* a = accumulators + 4 * j;
                 scores[i * q + j] = Vector512.Sum((a[0] + a[1]) + (a[2] + a[3]));
             }
+        }
+    }
+
+    /// <summary>
+    /// For each of the <paramref name="q"/> queries, adds <paramref name="v0"/> × its values at <paramref name="c"/> and
+    /// <paramref name="v1"/> × those at <paramref name="c"/> + 16 into its accumulators <paramref name="first"/> and
+    /// <paramref name="first"/> + 1 (four a query). Each chain sees the same products in the same order as a single query's.
+    /// </summary>
+    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
+    private static void AddPair(Vector512<float>* accumulators, int first, float* queries, int q, int d, int c, Vector512<float> v0, Vector512<float> v1)
+    {
+        for (int j = 0; j < q; j++)
+        {
+            float* query = queries + (long)j * d + c;
+            Vector512<float>* a = accumulators + 4 * j + first;
+            a[0] = Vector512.FusedMultiplyAdd(v0, Vector512.Load(query), a[0]);
+            a[1] = Vector512.FusedMultiplyAdd(v1, Vector512.Load(query + 16), a[1]);
         }
     }
 
