@@ -246,19 +246,8 @@ public sealed class ClipEvaluator
     private static (ImageDataset Images, int[] ImageOfRow) DistinctImages(ImageDataset data)
     {
         if (data.ImagePaths is not { } paths) return (data, Enumerable.Range(0, data.Count).ToArray());
-        var index = new Dictionary<string, int>(StringComparer.Ordinal);
-        var distinct = new List<string>();
-        var imageOfRow = new int[paths.Count];
-        for (int r = 0; r < paths.Count; r++)
-        {
-            if (!index.TryGetValue(paths[r], out int i))
-            {
-                i = distinct.Count;
-                index[paths[r]] = i;
-                distinct.Add(paths[r]);
-            }
-            imageOfRow[r] = i;
-        }
+        var (distinct, indexOf) = DistinctValues.Of(paths, StringComparer.Ordinal);
+        var imageOfRow = Array.ConvertAll(indexOf, i => (int)i);
         return distinct.Count == paths.Count ? (data, imageOfRow) : (ImageDataset.FromFiles(data.Name, distinct, source: data.Source), imageOfRow);
     }
 

@@ -12,13 +12,24 @@ namespace Clip.MLNet.Native;
 /// </summary>
 internal sealed class ElfImage
 {
-    private const uint ShtDynamic = 6;
-    private const uint ShtDynsym = 11;
-    private const uint ShtGnuVerdef = 0x6ffffffd;
-    private const uint ShtGnuVerneed = 0x6ffffffe;
-    private const uint ShtGnuVersym = 0x6fffffff;
-    private const long DtNeeded = 1;
-    private const long DtSoname = 14;
+    /// <summary>The section types read here (<c>sh_type</c>).</summary>
+    private enum SectionType : uint
+    {
+        Dynamic = 6,
+        Dynsym = 11,
+        GnuVerdef = 0x6ffffffd,
+        GnuVerneed = 0x6ffffffe,
+        GnuVersym = 0x6fffffff,
+    }
+
+    /// <summary>The dynamic-section tags read here (<c>d_tag</c>).</summary>
+    private enum DynamicTag : long
+    {
+        Null = 0,
+        Needed = 1,
+        Soname = 14,
+    }
+
     /// <summary>VER_FLG_WEAK: the loader accepts a library that lacks this version.</summary>
     public const ushort VerFlagWeak = 0x2;
 
@@ -62,7 +73,7 @@ internal sealed class ElfImage
         return image;
     }
 
-    private readonly record struct Section(uint Type, long Offset, long Size, uint Link, long EntrySize);
+    private readonly record struct Section(SectionType Type, long Offset, long Size, uint Link, long EntrySize);
 
     private void Parse(SafeFileHandle file, long length, bool withSymbols)
     {
@@ -78,7 +89,7 @@ internal sealed class ElfImage
         for (int i = 0; i < shnum; i++)
         {
             int s = i * shentsize;
-            sections[i] = new Section(BitConverter.ToUInt32(table, s + 4), checked((long)BitConverter.ToUInt64(table, s + 0x18)),
+            sections[i] = new Section((SectionType)BitConverter.ToUInt32(table, s + 4), checked((long)BitConverter.ToUInt64(table, s + 0x18)),
                 checked((long)BitConverter.ToUInt64(table, s + 0x20)), BitConverter.ToUInt32(table, s + 0x28), checked((long)BitConverter.ToUInt64(table, s + 0x38)));
         }
         var strings = new Dictionary<uint, byte[]>();
@@ -96,22 +107,22 @@ internal sealed class ElfImage
         {
             switch (section.Type)
             {
-                case ShtDynamic:
+                case SectionType.Dynamic:
                 {
                     var dyn = ReadBytes(file, section.Offset, checked((int)section.Size), length);
                     var names = StringTable(section.Link);
                     var needed = new List<string>();
                     for (int e = 0; e + 16 <= dyn.Length; e += 16)
                     {
-                        long tag = BitConverter.ToInt64(dyn, e);
-                        if (tag == 0) break;
-                        if (tag == DtNeeded) needed.Add(CString(names, BitConverter.ToUInt64(dyn, e + 8)));
-                        else if (tag == DtSoname) SoName = CString(names, BitConverter.ToUInt64(dyn, e + 8));
+                        var tag = (DynamicTag)BitConverter.ToInt64(dyn, e);
+                        if (tag == DynamicTag.Null) break;
+                        if (tag == DynamicTag.Needed) needed.Add(CString(names, BitConverter.ToUInt64(dyn, e + 8)));
+                        else if (tag == DynamicTag.Soname) SoName = CString(names, BitConverter.ToUInt64(dyn, e + 8));
                     }
                     Needed = needed;
                     break;
                 }
-                case ShtGnuVerneed:
+                case SectionType.GnuVerneed:
                 {
                     var data = ReadBytes(file, section.Offset, checked((int)section.Size), length);
                     var names = StringTable(section.Link);
@@ -135,7 +146,7 @@ internal sealed class ElfImage
                     }
                     break;
                 }
-                case ShtGnuVerdef:
+                case SectionType.GnuVerdef:
                 {
                     var data = ReadBytes(file, section.Offset, checked((int)section.Size), length);
                     var names = StringTable(section.Link);
@@ -150,8 +161,8 @@ internal sealed class ElfImage
                     }
                     break;
                 }
-                case ShtDynsym: dynsym = section; break;
-                case ShtGnuVersym: versym = section; break;
+                case SectionType.Dynsym: dynsym = section; break;
+                case SectionType.GnuVersym: versym = section; break;
             }
         }
         VersionNeeds = versionNeeds;

@@ -86,12 +86,10 @@ public static class ClipPipelineBenchmark
         // peak is at least every resident size observed.
         double peak = Math.Max(ProcessMemory.PeakResidentMiB(), samples.Append(rssStart).Append(rssEnd).Max());
         // Intervals between batch ends; the first batch (nothing to overlap with yet) is left out when there are others.
-        var intervals = marks.Zip(marks.Skip(1), (a, b) => b - a).Order().ToList();
-        double median = intervals.Count == 0 ? seconds
-            : intervals.Count % 2 == 1 ? intervals[intervals.Count / 2] : (intervals[intervals.Count / 2 - 1] + intervals[intervals.Count / 2]) / 2;
+        var intervals = marks.Zip(marks.Skip(1), (a, b) => b - a).ToList();
         return new ClipPipelineBenchmarkResult
         {
-            ImagesPerSecond = intervals.Count == 0 ? rows / seconds : batchSize / median,
+            ImagesPerSecond = intervals.Count == 0 ? rows / seconds : batchSize / ClipBenchmark.Median(intervals),
             ImagesPerSecondMean = rows / seconds,
             Images = rows,
             Seconds = seconds,

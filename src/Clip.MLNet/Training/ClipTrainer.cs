@@ -1,3 +1,4 @@
+using Clip.MLNet.Data;
 using System.Diagnostics;
 using TorchSharp;
 using TorchSharp.Modules;
@@ -172,7 +173,7 @@ public sealed partial class ClipTrainer
             var random = new Random(TrainingSeed.Mix(o.Seed, step, 0x5eed));
             pixels = RandomResizedCrop.Apply(pixels, augmentation, random);
         }
-        long[]? positives = !o.IdenticalCaptionsArePositives ? null : batch.Groups ?? CaptionIds(batch.Captions, out _, out _);
+        long[]? positives = !o.IdenticalCaptionsArePositives ? null : batch.Groups ?? DistinctValues.Of(batch.Captions, StringComparer.Ordinal).IndexOf;
 
         int micro = Math.Min(o.AccumulationSteps, n);
         var bounds = Enumerable.Range(0, micro + 1).Select(j => (int)((long)n * j / micro)).ToArray();
@@ -243,7 +244,7 @@ public sealed partial class ClipTrainer
     private Tensor TextFeatures(string[] captions, int start, int end)
     {
         var slice = captions[start..end];
-        CaptionIds(slice, out var unique, out var inverse);
+        var (unique, inverse) = DistinctValues.Of(slice, StringComparer.Ordinal);
         using var tokens = Tokenizer.Tokenize(unique);
         using var index = torch.tensor(inverse);
         Tensor features;
@@ -259,22 +260,5 @@ public sealed partial class ClipTrainer
         return ClipModel.Normalize(features).index_select(0, index.to(Model.Device));
     }
 
-    private static long[] CaptionIds(string[] captions, out List<string> unique, out long[] inverse)
-    {
-        var ids = new Dictionary<string, int>(StringComparer.Ordinal);
-        unique = new List<string>();
-        inverse = new long[captions.Length];
-        for (int i = 0; i < captions.Length; i++)
-        {
-            if (!ids.TryGetValue(captions[i], out var id))
-            {
-                id = ids.Count;
-                ids[captions[i]] = id;
-                unique.Add(captions[i]);
-            }
-            inverse[i] = id;
-        }
-        return inverse;
-    }
 
 }
