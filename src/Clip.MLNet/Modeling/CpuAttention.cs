@@ -1,6 +1,7 @@
 using System.Collections.Concurrent;
 using System.Diagnostics;
 using System.Globalization;
+using System.Runtime.InteropServices;
 using System.Security.Cryptography;
 using System.Text;
 using System.Text.Json;
@@ -191,12 +192,17 @@ internal sealed class CpuAttentionDecider(string folder, string? overrideValue, 
                 var (explicitMs, fusedMs) = measure(dtype, causal);
                 var measured = fusedMs < explicitMs ? AttentionForm.Fused : AttentionForm.Explicit;
                 File.WriteAllBytes(temporary, Describe(dtype, causal, measured, explicitMs, fusedMs));
-                File.Move(temporary, target, overwrite: false);   // the first writer wins
-                return new(dtype, causal, measured, AttentionChoiceSource.Measured, target, note);
+                if (PlaceWithoutReplacing(temporary, target))   // the first writer wins
+                    return new(dtype, causal, measured, AttentionChoiceSource.Measured, target, note);
+                // Another process wrote first: its choice is read next round.
             }
             catch (Exception e) when (e is IOException or UnauthorizedAccessException)
             {
-                TryDelete(temporary);   // another process wrote first (read its choice next round), or the write failed
+                // The write failed: read what is there next round, or fall back.
+            }
+            finally
+            {
+                TryDelete(temporary);   // gone already after the rename
             }
         }
         return new(dtype, causal, AttentionForm.Explicit, AttentionChoiceSource.Fallback, null, note);
@@ -235,19 +241,40 @@ internal sealed class CpuAttentionDecider(string folder, string? overrideValue, 
     private static void SetAside(string target, byte[] seen)
     {
         var aside = $"{target}.{Environment.ProcessId}.{Guid.NewGuid():N}.bad";
-        try { File.Move(target, aside, overwrite: false); }
+        try { File.Move(target, aside, overwrite: false); }   // aside is a fresh unique name
         catch (Exception e) when (e is IOException or UnauthorizedAccessException) { return; }
         try
         {
-            if (!File.ReadAllBytes(aside).AsSpan().SequenceEqual(seen))
-            {
-                try { File.Move(aside, target, overwrite: false); return; }
-                catch (IOException) { }   // a newer file took its place: that one stands
-            }
+            // If it changed, put it back unless a newer file took its place (that one stands).
+            if (!File.ReadAllBytes(aside).AsSpan().SequenceEqual(seen)) PlaceWithoutReplacing(aside, target);
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException) { }
         TryDelete(aside);
     }
+
+    /// <summary>
+    /// Gives <paramref name="source"/>'s file the name <paramref name="target"/> unless that name exists, atomically;
+    /// false when it exists. <paramref name="source"/> may remain (the caller deletes it). .NET's
+    /// <c>File.Move(overwrite: false)</c> does not do this on Unix: it checks, then renames, and a rename replaces, so
+    /// two processes could both "win" (seen in this class's test); link(2) fails with EEXIST instead.
+    /// </summary>
+    internal static bool PlaceWithoutReplacing(string source, string target)
+    {
+        if (OperatingSystem.IsWindows())
+        {
+            try { File.Move(source, target, overwrite: false); return true; }   // MoveFileEx without REPLACE_EXISTING
+            catch (IOException) when (File.Exists(target)) { return false; }
+        }
+        if (Link(source, target) == 0) return true;
+        int errno = Marshal.GetLastPInvokeError();
+        if (errno == EExist) return false;
+        throw new IOException($"cannot link {source} to {target} (errno {errno})");
+    }
+
+    private const int EExist = 17;   // Linux and macOS
+
+    [DllImport("libc", EntryPoint = "link", SetLastError = true)]
+    private static extern int Link(string existing, string created);
 
     private static void TryDelete(string path)
     {
