@@ -46,8 +46,9 @@ internal sealed record CpuAttentionChoice(ScalarType DType, bool Causal, Attenti
 /// partitions from separate processes. So the first process on a machine that needs a choice times both forms on a
 /// fixed input and writes the winner to a decision file (<see cref="Folder"/>) keyed by the CPU (model name, a hash
 /// of its flags) and the TorchSharp/libtorch version; every later process reads it. The first writer wins a race
-/// (a non-replacing rename) and the loser uses the winner's choice. Where the file cannot be written the explicit form
-/// is used (never a per-process timed choice). <c>CLIP_CPU_ATTENTION=fused|explicit</c> forces a form.
+/// (the file is written under a temporary name and linked into place, which fails if the name exists) and the loser
+/// uses the winner's choice. Where the file cannot be written the explicit form is used (never a per-process timed
+/// choice). <c>CLIP_CPU_ATTENTION=fused|explicit</c> forces a form.
 /// </summary>
 internal static class CpuAttention
 {
@@ -202,7 +203,7 @@ internal sealed class CpuAttentionDecider(string folder, string? overrideValue, 
             }
             finally
             {
-                TryDelete(temporary);   // gone already after the rename
+                TryDelete(temporary);   // after a link the decision lives on under the target name
             }
         }
         return new(dtype, causal, AttentionForm.Explicit, AttentionChoiceSource.Fallback, null, note);
