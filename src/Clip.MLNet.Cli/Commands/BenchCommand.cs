@@ -94,6 +94,8 @@ internal static class BenchCommand
                     throw new CliInputException($"--text-tokens must be 2..{clip.ContextLength} (start and end tokens included), got {t}");
                 var result = ClipBenchmark.Run(clip, new ClipBenchmarkOptions { BatchSize = batchSize, Seconds = duration, TextTokens = tokens, Runs = runCount },
                     line => Console.Error.WriteLine($"bench: {line}"));
+                foreach (var note in result.CpuAttentionChoices.Select(c => c.Note).OfType<string>().Distinct())
+                    Console.Error.WriteLine($"bench: {note}");
                 ClipPipelineBenchmarkResult? pipeline = null;
                 if (files.Count > 0)
                 {
@@ -155,6 +157,7 @@ internal static class BenchCommand
             ["image_batches"] = r.ImageBatches,
             ["text_batches"] = r.TextBatches,
             ["amx"] = r.Amx,
+            ["cpu_attention"] = CpuAttentionJson(r),
             ["runs"] = Runs(r),
             ["image_parts_ms"] = Parts(r.ImageParts),
             ["text_parts_ms"] = Parts(r.TextParts),
@@ -173,6 +176,28 @@ internal static class BenchCommand
             o["rss_samples_mib"] = new JsonArray(p.RssSamplesMiB.Select(v => (JsonNode)Num(v, 1)).ToArray());
         }
         return o.ToJsonString(new JsonSerializerOptions { WriteIndented = false }) + Environment.NewLine;
+    }
+
+    /// <summary>
+    /// The CPU attention form by kind (<c>full</c>, <c>causal</c>) with where it came from (override, cache, measured,
+    /// fallback) and the decision file; fp16 always takes the fused kernel; null on other devices.
+    /// </summary>
+    internal static JsonObject? CpuAttentionJson(ClipBenchmarkResult r)
+    {
+        if (!r.Device.StartsWith("cpu", StringComparison.Ordinal)) return null;
+        var o = new JsonObject();
+        foreach (var c in r.CpuAttentionChoices)
+            o[c.Causal ? "causal" : "full"] = new JsonObject { ["form"] = c.FormName, ["source"] = c.SourceName, ["file"] = c.File };
+        if (o.Count == 0 && r.Precision == "fp16") o["all"] = new JsonObject { ["form"] = "fused", ["source"] = "fp16" };
+        return o;
+    }
+
+    /// <summary>The table's line: each kind's form and source.</summary>
+    internal static string CpuAttentionLine(ClipBenchmarkResult r)
+    {
+        if (!r.Device.StartsWith("cpu", StringComparison.Ordinal)) return "fused (not the CPU)";
+        if (r.CpuAttentionChoices.Count == 0) return r.Precision == "fp16" ? "fused (fp16)" : "not used";
+        return string.Join(", ", r.CpuAttentionChoices.Select(c => $"{(c.Causal ? "causal" : "full")} {c.FormName} ({c.SourceName})"));
     }
 
     /// <summary>Every run's rates and their medians (the top-level rates).</summary>
@@ -217,6 +242,7 @@ internal static class BenchCommand
             $"model      {model}{(randomWeights ? " (random weights)" : "")}",
             $"precision  {r.Precision}   batch {r.Batch}   threads {r.Threads}   device {r.Device}   OMP_WAIT_POLICY {OpenMpWaitPolicy.Current}",
             $"CPU        AMX {(r.Amx ? "yes" : "no")}   rates are medians of {r.Runs} run{(r.Runs == 1 ? "" : "s")}",
+            $"attention  {CpuAttentionLine(r)}",
             $"GEMM       {r.GemmGflops.ToString("F1", c)} GFLOP/s (best of 1024: {r.Gemm1024Gflops.ToString("F1", c)}, 2048: {r.Gemm2048Gflops.ToString("F1", c)})",
             "",
             $"{"tower",-28}{"items/s",10}{"GFLOP/item",12}{"GFLOP/s",10}{"of GEMM",9}",

@@ -6,14 +6,10 @@ namespace Clip.MLNet.Modeling;
 /// <summary>
 /// Self-attention with packed q/k/v projections, laid out as <c>torch.nn.MultiheadAttention</c>
 /// (<c>in_proj_weight</c>, <c>in_proj_bias</c>, <c>out_proj</c>) so the reference weights load as they are.
-/// Batch-first. On the CPU the attention is computed as two batched matrix products around a softmax;
-/// elsewhere with scaled_dot_product_attention (same scaling as the reference either way).
+/// Batch-first. The attention itself is <see cref="AttentionKernel.Run"/>: on the CPU the explicit form
+/// (<see cref="Attention"/>) or libtorch's fused kernel, as measured once per machine (<see cref="CpuAttention"/>);
+/// elsewhere the fused kernel. Same scaling as the reference either way.
 /// </summary>
-/// <remarks>
-/// Measured on 2 AVX-512 cores with ViT-B/32-sized towers at batch 32: the explicit form is as fast as
-/// libtorch's CPU scaled_dot_product_attention (a blocked flash kernel) for the 50-token image tower
-/// and about 5% faster for 77-token causal text in bf16. On CUDA the fused kernels win.
-/// </remarks>
 internal sealed class MultiheadSelfAttention : nn.Module<Tensor, Tensor>
 {
     private readonly Parameter in_proj_weight;
@@ -57,10 +53,7 @@ internal sealed class MultiheadSelfAttention : nn.Module<Tensor, Tensor>
         var qkv = nn.functional.linear(x, in_proj_weight, in_proj_bias)
             .view(b, l, 3, heads, d / heads)
             .permute(2, 0, 3, 1, 4);
-        // CPU fp16 batched matrix products have no fast kernel in libtorch (about 1 GFLOP/s); its fused attention does.
-        var o = DeviceKernels.PathOf(x) == DeviceType.CPU && x.dtype != ScalarType.Float16
-            ? Attention(qkv[0], qkv[1], qkv[2], causal)
-            : nn.functional.scaled_dot_product_attention(qkv[0], qkv[1], qkv[2], is_casual: causal);
+        var o = AttentionKernel.Run(qkv[0], qkv[1], qkv[2], causal);
         o = o.transpose(1, 2).reshape(b, l, d);
         return scope.MoveToOuter(out_proj.forward(o));
     }

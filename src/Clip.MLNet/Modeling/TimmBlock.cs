@@ -82,12 +82,3 @@ internal sealed class TimmMlp : nn.Module<Tensor, Tensor>
         return scope.MoveToOuter(fc2.forward(act.forward(fc1.forward(x))));
     }
 }
-
-/// <summary>Non-causal attention over <c>[B, H, L, d]</c> inputs with the kernel each device is fastest with (see <see cref="MultiheadSelfAttention"/>).</summary>
-internal static class AttentionKernel
-{
-    public static Tensor Run(Tensor q, Tensor k, Tensor v) =>
-        DeviceKernels.PathOf(q) == DeviceType.CPU && q.dtype != ScalarType.Float16
-            ? MultiheadSelfAttention.Attention(q, k, v, causal: false)
-            : nn.functional.scaled_dot_product_attention(q, k, v);
-}

@@ -174,12 +174,20 @@ internal static class TorchSharpNativeLoader
         return target;
     }
 
-    internal static string CacheRoot()
+    internal static string CacheRoot() => CacheFolder("native", underChosen: null);
+
+    /// <summary>
+    /// A per-user cache folder: <c>$XDG_CACHE_HOME/clip-mlnet/NAME</c> or <c>~/.cache/clip-mlnet/NAME</c>; where
+    /// <see cref="CacheVariable"/> is set, that folder itself (<paramref name="underChosen"/> null, the private copies)
+    /// or its subfolder <paramref name="underChosen"/>, so that one variable moves every machine-level file.
+    /// </summary>
+    internal static string CacheFolder(string name, string? underChosen)
     {
-        if (Environment.GetEnvironmentVariable(CacheVariable) is { Length: > 0 } chosen) return Path.GetFullPath(chosen);
+        if (Environment.GetEnvironmentVariable(CacheVariable) is { Length: > 0 } chosen)
+            return underChosen is null ? Path.GetFullPath(chosen) : Path.Combine(Path.GetFullPath(chosen), underChosen);
         var cache = Environment.GetEnvironmentVariable("XDG_CACHE_HOME") is { Length: > 0 } xdg
             ? xdg : Path.Combine(Environment.GetFolderPath(Environment.SpecialFolder.UserProfile), ".cache");
-        return Path.Combine(cache, "clip-mlnet", "native");
+        return Path.Combine(cache, "clip-mlnet", name);
     }
 
     /// <summary>

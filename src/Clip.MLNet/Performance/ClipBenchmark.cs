@@ -131,6 +131,8 @@ public sealed record ClipBenchmarkResult
     public ClipBenchmarkParts? ImageParts { get; init; }
     /// <summary>One text batch (at <see cref="TextTokens"/>) split by part; null when not measured.</summary>
     public ClipBenchmarkParts? TextParts { get; init; }
+    /// <summary>The CPU attention choices the towers used in this dtype (empty on other devices and for fp16).</summary>
+    internal IReadOnlyList<CpuAttentionChoice> CpuAttentionChoices { get; init; } = Array.Empty<CpuAttentionChoice>();
 }
 
 /// <summary>
@@ -303,6 +305,7 @@ public static class ClipBenchmark
             Gemm2048GflopsRuns = g2048Runs,
             ImageParts = imageParts,
             TextParts = textParts,
+            CpuAttentionChoices = device.type == DeviceType.CPU ? CpuAttention.Made.Where(c => c.DType == dtype).ToList() : Array.Empty<CpuAttentionChoice>(),
         };
     }
 

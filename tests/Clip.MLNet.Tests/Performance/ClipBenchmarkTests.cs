@@ -75,10 +75,16 @@ public class ClipBenchmarkTests
     [Fact]
     public void BenchJsonHasAmxRunsAndParts()
     {
-        var result = IndexCorpus.Cli(["bench", "--model", IndexCorpus.ModelPath, "--batch", "2", "--seconds", "0", "--runs", "3", "--text-tokens", "10", "--json"]);
+        var result = IndexCorpus.Cli(["bench", "--model", IndexCorpus.ModelPath, "--batch", "2", "--seconds", "0", "--runs", "3", "--text-tokens", "10", "--json"],
+            new Dictionary<string, string?> { [Clip.MLNet.Modeling.CpuAttention.Variable] = "fused" });
         Assert.True(result.ExitCode == 0, result.Tail());
         var o = JsonNode.Parse(result.StdOut)!.AsObject();
         Assert.IsType<bool>(o["amx"]!.GetValue<bool>());
+        foreach (var kind in new[] { "full", "causal" })   // the image tower's attention and the text tower's
+        {
+            Assert.Equal("fused", o["cpu_attention"]![kind]!["form"]!.GetValue<string>());
+            Assert.Equal("override", o["cpu_attention"]![kind]!["source"]!.GetValue<string>());
+        }
         var runs = o["runs"]!.AsObject();
         Assert.Equal(3, runs["count"]!.GetValue<int>());
         foreach (var rate in new[] { "images_per_s", "texts_per_s", "texts_per_s_padded", "gemm_gflops_1024", "gemm_gflops_2048" })
@@ -95,6 +101,7 @@ public class ClipBenchmarkTests
         var table = IndexCorpus.Cli(["bench", "--model", IndexCorpus.ModelPath, "--batch", "2", "--seconds", "0", "--runs", "2"]);
         Assert.True(table.ExitCode == 0, table.Tail());
         Assert.Contains("AMX", table.StdOut);
+        Assert.Matches(@"attention  full (fused|explicit) \(\w+\), causal (fused|explicit) \(\w+\)", table.StdOut);
         Assert.Contains("each run:", table.StdOut);
         Assert.Contains("one batch, ms", table.StdOut);
     }
