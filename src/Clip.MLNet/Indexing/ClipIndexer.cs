@@ -5,6 +5,7 @@ using System.Security.Cryptography;
 using System.Text;
 using System.Text.Json.Nodes;
 using Clip.MLNet.Imaging;
+using Clip.MLNet.Native;
 using Microsoft.Win32.SafeHandles;
 using Parquet;
 using Parquet.Schema;
@@ -366,19 +367,17 @@ public sealed class ClipIndexer
         stream.Flush(flushToDisk: true);
     }
 
-    /// <summary>Renames <paramref name="temp"/> to <paramref name="target"/> unless it exists (then drops <paramref name="temp"/>); true when renamed.</summary>
+    /// <summary>
+    /// Puts <paramref name="temp"/> in place as <paramref name="target"/> unless another process did first (atomic, no
+    /// replacing: <see cref="NoReplaceFile"/>), then drops <paramref name="temp"/>; true when this call placed it. On a
+    /// filesystem without hard links it falls back to a check-then-rename: racing writers of one partition write the same
+    /// bytes, and racing index.json writers then may both think they won (the check against the winner is skipped).
+    /// </summary>
     internal static bool MoveWithoutReplacing(string temp, string target)
     {
-        try
-        {
-            File.Move(temp, target, overwrite: false);
-            return true;
-        }
-        catch (IOException) when (File.Exists(target))
-        {
-            TryDelete(temp);
-            return false;
-        }
+        bool placed = NoReplaceFile.Place(temp, target, racyFallback: true);
+        TryDelete(temp);
+        return placed;
     }
 
     private static void TryDelete(string path)

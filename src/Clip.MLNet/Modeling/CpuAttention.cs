@@ -1,7 +1,6 @@
 using System.Collections.Concurrent;
 using System.Diagnostics;
 using System.Globalization;
-using System.Runtime.InteropServices;
 using System.Security.Cryptography;
 using System.Text;
 using System.Text.Json;
@@ -193,7 +192,7 @@ internal sealed class CpuAttentionDecider(string folder, string? overrideValue, 
                 var (explicitMs, fusedMs) = measure(dtype, causal);
                 var measured = fusedMs < explicitMs ? AttentionForm.Fused : AttentionForm.Explicit;
                 File.WriteAllBytes(temporary, Describe(dtype, causal, measured, explicitMs, fusedMs));
-                if (PlaceWithoutReplacing(temporary, target))   // the first writer wins
+                if (NoReplaceFile.Place(temporary, target))   // the first writer wins
                     return new(dtype, causal, measured, AttentionChoiceSource.Measured, target, note);
                 // Another process wrote first: its choice is read next round.
             }
@@ -247,35 +246,11 @@ internal sealed class CpuAttentionDecider(string folder, string? overrideValue, 
         try
         {
             // If it changed, put it back unless a newer file took its place (that one stands).
-            if (!File.ReadAllBytes(aside).AsSpan().SequenceEqual(seen)) PlaceWithoutReplacing(aside, target);
+            if (!File.ReadAllBytes(aside).AsSpan().SequenceEqual(seen)) NoReplaceFile.Place(aside, target);
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException) { }
         TryDelete(aside);
     }
-
-    /// <summary>
-    /// Gives <paramref name="source"/>'s file the name <paramref name="target"/> unless that name exists, atomically;
-    /// false when it exists. <paramref name="source"/> may remain (the caller deletes it). .NET's
-    /// <c>File.Move(overwrite: false)</c> does not do this on Unix: it checks, then renames, and a rename replaces, so
-    /// two processes could both "win" (seen in this class's test); link(2) fails with EEXIST instead.
-    /// </summary>
-    internal static bool PlaceWithoutReplacing(string source, string target)
-    {
-        if (OperatingSystem.IsWindows())
-        {
-            try { File.Move(source, target, overwrite: false); return true; }   // MoveFileEx without REPLACE_EXISTING
-            catch (IOException) when (File.Exists(target)) { return false; }
-        }
-        if (Link(source, target) == 0) return true;
-        int errno = Marshal.GetLastPInvokeError();
-        if (errno == EExist) return false;
-        throw new IOException($"cannot link {source} to {target} (errno {errno})");
-    }
-
-    private const int EExist = 17;   // Linux and macOS
-
-    [DllImport("libc", EntryPoint = "link", SetLastError = true)]
-    private static extern int Link(string existing, string created);
 
     private static void TryDelete(string path)
     {
