@@ -110,23 +110,10 @@ internal static class CpuAttention
     /// <summary>What identifies the machine for the decision: CPU model, a hash of its flags, TorchSharp and libtorch versions.</summary>
     internal static IReadOnlyDictionary<string, string> MachineKey()
     {
-        string model = "unknown", flags = "";
-        try
-        {
-            if (File.Exists("/proc/cpuinfo"))
-                foreach (var line in File.ReadLines("/proc/cpuinfo"))
-                {
-                    if (model == "unknown" && line.StartsWith("model name", StringComparison.Ordinal)) model = line[(line.IndexOf(':') + 1)..].Trim();
-                    else if (flags.Length == 0 && line.StartsWith("flags", StringComparison.Ordinal)) flags = line[(line.IndexOf(':') + 1)..].Trim();
-                    if (model != "unknown" && flags.Length > 0) break;
-                }
-        }
-        catch (IOException) { }
-        catch (UnauthorizedAccessException) { }
         return new SortedDictionary<string, string>(StringComparer.Ordinal)
         {
-            ["cpu"] = model,
-            ["cpu_flags_sha256"] = Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes(flags)))[..16],
+            ["cpu"] = CpuInfo.ModelName,
+            ["cpu_flags_sha256"] = Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes(string.Join(' ', CpuInfo.Flags))))[..16],
             ["architecture"] = System.Runtime.InteropServices.RuntimeInformation.ProcessArchitecture.ToString(),
             ["torchsharp"] = typeof(torch).Assembly.GetName().Version?.ToString() ?? "unknown",
             ["libtorch"] = torch.__version__,
@@ -198,7 +185,9 @@ internal sealed class CpuAttentionDecider(string folder, string? overrideValue, 
             }
             catch (Exception e) when (e is IOException or UnauthorizedAccessException)
             {
-                // The write failed: read what is there next round, or fall back.
+                // The write or the link failed (a full disk, a filesystem without hard links): unless another process's
+                // file is there to read, fall back now rather than measuring again.
+                if (!File.Exists(target)) break;
             }
             finally
             {

@@ -310,22 +310,7 @@ public static class ClipBenchmark
     }
 
     /// <summary>Whether <c>/proc/cpuinfo</c> lists the <c>amx_bf16</c> or <c>amx_tile</c> flag (false where it cannot be read).</summary>
-    public static bool HasAmx()
-    {
-        try
-        {
-            if (!File.Exists("/proc/cpuinfo")) return false;
-            foreach (var line in File.ReadLines("/proc/cpuinfo"))
-            {
-                if (!line.StartsWith("flags", StringComparison.Ordinal)) continue;
-                var flags = line[(line.IndexOf(':') + 1)..].Split(' ', StringSplitOptions.RemoveEmptyEntries);
-                return flags.Contains("amx_bf16") || flags.Contains("amx_tile");
-            }
-        }
-        catch (IOException) { }
-        catch (UnauthorizedAccessException) { }
-        return false;
-    }
+    public static bool HasAmx() => Native.CpuInfo.Flags.Contains("amx_bf16") || Native.CpuInfo.Flags.Contains("amx_tile");
 
     internal static double Median(IReadOnlyList<double> values)
     {
